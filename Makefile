@@ -1,0 +1,55 @@
+# The two commands a newcomer needs: `make run` and `make test`. Everything else is a helper.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: help install run test test-unit test-integration test-e2e lint fmt lock preflight up down clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv with the locked dependencies
+
+preflight: $(STAMP) ## check that Postgres and RabbitMQ answer, and say how to start them if not
+	$(BIN)/ordersystem preflight
+
+run: $(STAMP) ## start every process of the system (Ctrl-C stops them all)
+	$(BIN)/ordersystem run
+
+test: $(STAMP) ## unit, integration and end-to-end tests (needs Postgres and RabbitMQ)
+	$(BIN)/ordersystem preflight
+	$(BIN)/pytest -q
+
+test-unit: $(STAMP) ## only the tests that need no server
+	$(BIN)/pytest -q -m "not integration and not e2e"
+
+lint: $(STAMP) ## ruff, mypy --strict, import-linter
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+fmt: $(STAMP) ## format and autofix
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+lock: ## re-resolve requirements.lock from pyproject.toml
+	$(PYTHON) -m pip install --quiet uv
+	$(PYTHON) -m uv pip compile pyproject.toml --extra dev --python-version 3.11 --no-header -o requirements.lock
+
+up: ## the same system in Docker (needs a Docker engine)
+	docker compose up --build
+
+down: ## stop the Docker system
+	docker compose down
+
+clean: ## remove the virtualenv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

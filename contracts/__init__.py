@@ -1,0 +1,1 @@
+"""Shapes that cross a service boundary (HTTP bodies between services, integration events)."""

@@ -1,0 +1,166 @@
+"""The customer service's HTTP API: a thin adapter from Structs to the customer store."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Litestar, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.openapi import OpenAPIConfig
+from litestar.params import Parameter
+from psycopg_pool import AsyncConnectionPool
+
+from contracts.customers import CustomerV1
+from customer_service.settings import Settings
+from customer_service.store import CustomerStore, migrate, seed
+from servicekit.health import health_handlers
+from servicekit.http import (
+    cursor_param,
+    decode_json,
+    encode_cursor,
+    json_body_operation,
+    next_link,
+    page_limit,
+)
+from servicekit.problems import (
+    EXCEPTION_HANDLERS,
+    FieldError,
+    ProblemError,
+    problem_spec,
+    validation_failed,
+)
+
+NAME_MAX = 200
+ADDRESS_MAX = 500
+
+
+class NewCustomer(msgspec.Struct, frozen=True, kw_only=True):
+    customer_name: Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX)]
+    address: Annotated[str, msgspec.Meta(min_length=1, max_length=ADDRESS_MAX)]
+
+
+def parse_new_customer(body: Any) -> NewCustomer:
+    if not isinstance(body, dict):
+        raise validation_failed([FieldError(field="", message="must be a JSON object")])
+    errors = []
+    for field, limit in (("customer_name", NAME_MAX), ("address", ADDRESS_MAX)):
+        value = body.get(field)
+        if not isinstance(value, str) or not value.strip():
+            errors.append(FieldError(field=field, message="is required and must be a string"))
+        elif len(value) > limit:
+            errors.append(FieldError(field=field, message=f"must be at most {limit} characters"))
+    if errors:
+        raise validation_failed(errors)
+    return NewCustomer(customer_name=body["customer_name"], address=body["address"])
+
+
+def customer_not_found(customer_id: str) -> ProblemError:
+    return ProblemError(404, "customer_not_found", "No such customer", f"customer {customer_id}")
+
+
+def store(state: State) -> CustomerStore:
+    customers: CustomerStore = state.customers
+    return customers
+
+
+@get(
+    "/api/v1/customers/{customer_id:str}",
+    operation_id="getCustomer",
+    tags=["customers"],
+    responses={404: problem_spec("No customer has this id")},
+)
+async def get_customer(customer_id: str, state: State) -> CustomerV1:
+    """One customer with its orders_count."""
+    found = await store(state).get(int(customer_id)) if customer_id.isdigit() else None
+    if found is None or not customer_id.isdigit():
+        raise customer_not_found(customer_id)
+    return found
+
+
+@get(
+    "/api/v1/customers",
+    operation_id="listCustomers",
+    tags=["customers"],
+    responses={422: problem_spec("A bad limit or cursor")},
+)
+async def list_customers(
+    request: Request[Any, Any, Any],
+    state: State,
+    limit: Annotated[str | None, Parameter(description="page size, 1..500, default 50")] = None,
+    cursor: Annotated[str | None, Parameter(description="from the previous page's Link")] = None,
+) -> Response[list[CustomerV1]]:
+    """Customers by id, paginated with `limit` and an opaque cursor (`Link: rel="next"`)."""
+    size = page_limit(limit)
+    page = await store(state).page(limit=size + 1, after=cursor_param(cursor) or 0)
+    more = len(page) > size
+    page = page[:size]
+    headers = next_link(request, encode_cursor(page[-1].id) if more else None)
+    return Response(page, headers=headers)
+
+
+@post(
+    "/api/v1/customers",
+    operation_id="createCustomer",
+    tags=["customers"],
+    operation_class=json_body_operation(msgspec.json.schema(NewCustomer)),
+    responses={
+        400: problem_spec("The body is not JSON"),
+        422: problem_spec("A field breaks a rule"),
+    },
+)
+async def create_customer(request: Request[Any, Any, Any], state: State) -> Response[CustomerV1]:
+    """Create a customer; 201 with its Location."""
+    new = parse_new_customer(decode_json(await request.body()))
+    customer = await store(state).add(customer_name=new.customer_name, address=new.address)
+    location = f"/api/v1/customers/{customer.id}"
+    return Response(customer, status_code=201, headers={"Location": location})
+
+
+def create_app(settings: Settings) -> Litestar:
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        migrate(settings.postgres)
+        seed(settings.postgres)
+        pool = AsyncConnectionPool(
+            settings.postgres.conninfo(),
+            min_size=1,
+            max_size=settings.db_pool_size,
+            timeout=2.0,
+            open=False,
+        )
+        await pool.open(wait=False)
+        app.state.customers = CustomerStore(pool)
+        try:
+            yield
+        finally:
+            await pool.close()
+
+    async def database() -> None:
+        await CustomerStore.ping(app.state.customers)
+
+    app = Litestar(
+        route_handlers=[
+            get_customer,
+            list_customers,
+            create_customer,
+            *health_handlers(
+                {
+                    "postgres": database,
+                }
+            ),
+        ],
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=OpenAPIConfig(title="Customer service", version="1.0.0"),
+        request_max_body_size=64 * 1024,
+    )
+    return app
+
+
+def app_from_env() -> Litestar:
+    """The factory the server imports: settings from this process's environment."""
+    return create_app(Settings.from_env(os.environ))

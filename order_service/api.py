@@ -1,0 +1,258 @@
+"""The order service's HTTP API: a thin adapter between Structs and the Orders application."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Annotated, Any, TypeVar
+from uuid import UUID
+
+from litestar import Litestar, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import Parameter
+
+from contracts.customers import CustomerV1
+from order_service.application import (
+    IdempotencyKeyReusedError,
+    OrderNotFoundError,
+    Orders,
+)
+from order_service.customers import (
+    CustomerNotFoundError,
+    CustomerServiceClient,
+    CustomerServiceUnavailableError,
+)
+from order_service.requests import IDEMPOTENCY_KEY_MAX, order_body_schema, parse_place_order
+from order_service.settings import Settings
+from order_service.views import OrderView
+from servicekit.breaker import CircuitBreaker
+from servicekit.health import health_handlers
+from servicekit.http import (
+    cursor_param,
+    decode_json,
+    encode_cursor,
+    json_body_operation,
+    next_link,
+    page_limit,
+)
+from servicekit.postgres import ensure_database
+from servicekit.problems import (
+    EXCEPTION_HANDLERS,
+    FieldError,
+    ProblemError,
+    problem_spec,
+    service_unavailable,
+    validation_failed,
+)
+
+T = TypeVar("T")
+CORRELATION_HEADER = "X-Correlation-ID"
+
+
+class OrderWithCustomer(OrderView, frozen=True, kw_only=True):
+    customer: CustomerV1
+
+
+def orders(state: State) -> Orders:
+    app: Orders = state.orders
+    return app
+
+
+async def call(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a call into the (synchronous) event-sourced application off the event loop."""
+    return await asyncio.to_thread(partial(function, *args, **kwargs))
+
+
+def correlation_id(request: Request[Any, Any, Any]) -> str:
+    given = request.headers.get(CORRELATION_HEADER, "")
+    return given[:100] if given.isprintable() and given else str(uuid.uuid4())
+
+
+def order_not_found(order_id: str) -> ProblemError:
+    return ProblemError(404, "order_not_found", "No such order", f"order {order_id}")
+
+
+async def fetch_customer(state: State, customer_id: int) -> CustomerV1:
+    client: CustomerServiceClient = state.customers
+    try:
+        return await client.get(customer_id)
+    except CustomerNotFoundError:
+        raise ProblemError(
+            422,
+            "customer_not_found",
+            "The customer does not exist",
+            errors=[FieldError(field="customer_id", message=f"no customer {customer_id}")],
+        ) from None
+    except CustomerServiceUnavailableError as exc:
+        raise service_unavailable(
+            "customer_service_unavailable",
+            "The customer service cannot be reached; nothing was stored",
+            retry_after=exc.retry_after,
+        ) from None
+
+
+def idempotency_key(request: Request[Any, Any, Any]) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX:
+        message = f"must be 1 to {IDEMPOTENCY_KEY_MAX} characters"
+        raise validation_failed([FieldError(field="Idempotency-Key", message=message)])
+    return key
+
+
+def reused_key() -> ProblemError:
+    return ProblemError(
+        422,
+        "idempotency_key_reused",
+        "This Idempotency-Key was used with a different body",
+    )
+
+
+@post(
+    "/api/v1/orders",
+    operation_id="createOrder",
+    tags=["orders"],
+    status_code=201,
+    operation_class=json_body_operation(order_body_schema()),
+    responses={
+        200: ResponseSpec(
+            OrderWithCustomer, description="Replay: the order this Idempotency-Key created"
+        ),
+        400: problem_spec("The body is not JSON"),
+        422: problem_spec(
+            "A field breaks a rule, the customer does not exist, or the key was reused"
+        ),
+        503: problem_spec("The customer service cannot be reached; nothing was stored"),
+    },
+)
+async def create_order(
+    request: Request[Any, Any, Any], state: State
+) -> Response[OrderWithCustomer]:
+    """Place an order for an existing customer; 201 with Location and the customer embedded."""
+    command = parse_place_order(decode_json(await request.body()))
+    key = idempotency_key(request)
+    app = orders(state)
+    try:
+        existing = await call(app.existing_placement, key, command) if key else None
+        customer = await fetch_customer(state, command.customer_id)
+        if existing is None:
+            placement = await call(
+                app.place, command, idempotency_key=key, correlation_id=correlation_id(request)
+            )
+            existing, created = placement.order, placement.created
+        else:
+            created = False
+    except IdempotencyKeyReusedError:
+        raise reused_key() from None
+    body = OrderWithCustomer(**_fields(existing), customer=customer)
+    return Response(
+        body,
+        status_code=201 if created else 200,
+        headers={"Location": f"/api/v1/orders/{existing.id}", "ETag": f'"{existing.version}"'},
+    )
+
+
+def _fields(view: OrderView) -> dict[str, Any]:
+    return {name: getattr(view, name) for name in view.__struct_fields__}
+
+
+@get(
+    "/api/v1/orders",
+    operation_id="listOrders",
+    tags=["orders"],
+    responses={422: problem_spec("A bad customer_id, limit or cursor")},
+)
+async def list_orders(
+    request: Request[Any, Any, Any],
+    state: State,
+    customer_id: Annotated[str | None, Parameter(description="only this customer's orders")] = None,
+    limit: Annotated[str | None, Parameter(description="page size, 1..500, default 50")] = None,
+    cursor: Annotated[str | None, Parameter(description="from the previous page's Link")] = None,
+) -> Response[list[OrderView]]:
+    """Orders newest first, paginated with `limit` and an opaque cursor (`Link: rel="next"`)."""
+    size, before = page_limit(limit), cursor_param(cursor)
+    customer = None
+    if customer_id is not None:
+        if not customer_id.isdigit():
+            message = "must be a positive whole number"
+            raise validation_failed([FieldError(field="customer_id", message=message)])
+        customer = int(customer_id)
+    page = await call(orders(state).list_orders, customer_id=customer, limit=size, before=before)
+    cursor_out = encode_cursor(page.next_position) if page.next_position is not None else None
+    return Response(page.orders, headers=next_link(request, cursor_out))
+
+
+@get(
+    "/api/v1/orders/{order_id:str}",
+    operation_id="getOrder",
+    tags=["orders"],
+    responses={
+        404: problem_spec("No order has this id (or it never reached that version)"),
+        422: problem_spec("A bad version"),
+    },
+)
+async def get_order(
+    order_id: str,
+    state: State,
+    version: Annotated[str | None, Parameter(description="the order as it was then")] = None,
+) -> Response[OrderView]:
+    """One order, read from its event stream; `?version=N` shows it as it was at version N."""
+    at = None
+    if version is not None:
+        if not version.isdigit() or int(version) < 1:
+            message = "must be a whole number of at least 1"
+            raise validation_failed([FieldError(field="version", message=message)])
+        at = int(version)
+    try:
+        view = await call(orders(state).get_order, UUID(order_id), at)
+    except (ValueError, OrderNotFoundError):
+        raise order_not_found(order_id) from None
+    return Response(view, headers={"ETag": f'"{view.version}"'})
+
+
+def create_app(settings: Settings) -> Litestar:
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await call(ensure_database, settings.postgres)
+        app.state.orders = await call(Orders, env=settings.eventsourcing_env())
+        app.state.customers = CustomerServiceClient(
+            settings.customer_service_url,
+            connect_timeout=settings.customer_connect_timeout,
+            read_timeout=settings.customer_read_timeout,
+            breaker=CircuitBreaker(
+                threshold=settings.breaker_threshold, reset_after=settings.breaker_reset_after
+            ),
+        )
+        try:
+            yield
+        finally:
+            await app.state.customers.aclose()
+            await call(app.state.orders.close)
+
+    async def event_store() -> None:
+        await call(orders(app.state).recorder.max_notification_id)
+
+    return (
+        app := Litestar(
+            route_handlers=[
+                create_order,
+                list_orders,
+                get_order,
+                *health_handlers({"postgres": event_store}),
+            ],
+            lifespan=[lifespan],
+            exception_handlers=EXCEPTION_HANDLERS,
+            openapi_config=OpenAPIConfig(title="Order service", version="1.0.0"),
+            request_max_body_size=64 * 1024,
+        )
+    )
+
+
+def app_from_env() -> Litestar:
+    """The factory the server imports: settings from this process's environment."""
+    return create_app(Settings.from_env(os.environ))

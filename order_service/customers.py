@@ -1,0 +1,86 @@
+"""The customer-service client: one pooled connection set, bounded waits, a circuit breaker."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+import httpx
+import msgspec
+from httpx_aiohttp import AiohttpTransport
+
+from contracts.customers import CustomerV1
+from servicekit.breaker import CircuitBreaker, CircuitOpenError
+
+
+class CustomerNotFoundError(Exception):
+    pass
+
+
+class CustomerServiceUnavailableError(Exception):
+    def __init__(self, reason: str, retry_after: int = 1) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class CustomerServiceClient:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        connect_timeout: float,
+        read_timeout: float,
+        breaker: CircuitBreaker,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        # httpx's own async transport degrades badly under concurrency here; aiohttp's holds up.
+        self._http = httpx.AsyncClient(
+            base_url=base_url,
+            timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
+            transport=transport or AiohttpTransport(),
+        )
+        # The whole lookup, retry included, ends within this bound.
+        self._deadline = 2 * connect_timeout + read_timeout + 0.2
+        self.breaker = breaker
+
+    async def get(self, customer_id: int) -> CustomerV1:
+        """The customer; CustomerNotFoundError or CustomerServiceUnavailableError otherwise."""
+        try:
+            self.breaker.before_call()
+        except CircuitOpenError as open_:
+            raise CustomerServiceUnavailableError(
+                str(open_), math.ceil(open_.retry_after)
+            ) from None
+        try:
+            response = await self._fetch(f"/api/v1/customers/{customer_id}")
+        except (httpx.TransportError, TimeoutError) as exc:
+            raise self._failed(f"{type(exc).__name__}: {exc}") from None
+        if response.status_code == 404:
+            self.breaker.record_success()
+            raise CustomerNotFoundError(customer_id)
+        if response.status_code != 200:
+            raise self._failed(f"customer service answered {response.status_code}")
+        try:
+            customer = msgspec.json.decode(response.content, type=CustomerV1)
+        except msgspec.DecodeError as exc:
+            raise self._failed(f"unreadable customer: {exc}") from None
+        self.breaker.record_success()
+        return customer
+
+    async def _fetch(self, path: str) -> httpx.Response:
+        async with asyncio.timeout(self._deadline):
+            try:
+                return await self._http.get(path)
+            except httpx.ConnectError:
+                return await self._http.get(path)  # one retry: the connection never got going
+
+    def _failed(self, reason: str) -> CustomerServiceUnavailableError:
+        self.breaker.record_failure()
+        return CustomerServiceUnavailableError(reason)
+
+    async def ping(self) -> None:
+        response = await self._fetch("/health")
+        response.raise_for_status()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()

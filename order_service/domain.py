@@ -1,0 +1,131 @@
+"""The Order aggregate: the rules an order obeys, the events it records, and its errors."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from eventsourcing.domain import Aggregate, event
+
+PRODUCT_NAME_MAX = 200
+PRICE_PLACES = Decimal("0.01")
+MAX_QUANTITY = 1_000_000
+MAX_PRICE = Decimal("1000000000")  # a billion per item is beyond any catalogue we serve
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    SHIPPED = "shipped"
+    DELIVERED = "delivered"
+    CANCELLED = "cancelled"
+
+
+# The lifecycle, as data: the statuses each status may move to.
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.PENDING: frozenset({Status.CONFIRMED, Status.CANCELLED}),
+    Status.CONFIRMED: frozenset({Status.SHIPPED, Status.CANCELLED}),
+    Status.SHIPPED: frozenset({Status.DELIVERED}),
+    Status.DELIVERED: frozenset(),
+    Status.CANCELLED: frozenset(),
+}
+
+
+def rule_violations(
+    *, product_name: str | None, quantity: int | None, price: Decimal | None
+) -> list[tuple[str, str]]:
+    """Every rule a new order breaks, as (field, message) pairs; None skips a field."""
+    broken: list[tuple[str, str]] = []
+    if product_name is not None and not product_name.strip():
+        broken.append(("product_name", "must not be blank"))
+    if product_name is not None and len(product_name) > PRODUCT_NAME_MAX:
+        broken.append(("product_name", f"must be at most {PRODUCT_NAME_MAX} characters"))
+    if quantity is not None and not 1 <= quantity <= MAX_QUANTITY:
+        broken.append(("quantity", f"must be a whole number from 1 to {MAX_QUANTITY}"))
+    if price is not None and (not price.is_finite() or not 0 <= price <= MAX_PRICE):
+        broken.append(("price", f"must be a number from 0 to {MAX_PRICE}"))
+    elif price is not None and price != price.quantize(PRICE_PLACES):
+        broken.append(("price", "must have at most 2 decimal places"))
+    return broken
+
+
+class Order(Aggregate):
+    """An order; its only storage is the events below."""
+
+    @classmethod
+    def place(
+        cls,
+        *,
+        order_id: Any,
+        customer_id: int,
+        product_name: str,
+        quantity: int,
+        price: Decimal,
+        status: Status = Status.PENDING,
+        correlation_id: str = "",
+    ) -> Order:
+        broken = rule_violations(product_name=product_name, quantity=quantity, price=price)
+        if broken:
+            raise InvalidOrderError(broken)
+        return cls._create(
+            cls.Placed,
+            id=order_id,
+            customer_id=customer_id,
+            product_name=product_name,
+            quantity=quantity,
+            price=price.quantize(PRICE_PLACES),
+            status=Status(status),
+            correlation_id=correlation_id,
+        )
+
+    class Placed(Aggregate.Created):
+        customer_id: int
+        product_name: str
+        quantity: int
+        price: Decimal
+        status: Status
+        correlation_id: str
+
+    @event(Placed)
+    def __init__(
+        self,
+        *,
+        customer_id: int,
+        product_name: str,
+        quantity: int,
+        price: Decimal,
+        status: Status,
+        correlation_id: str,
+    ) -> None:
+        self.customer_id = customer_id
+        self.product_name = product_name
+        self.quantity = quantity
+        self.price = price
+        self.status = Status(status)
+
+    @property
+    def total(self) -> Decimal:
+        return (self.price * self.quantity).quantize(PRICE_PLACES)
+
+    def same_request(
+        self, *, customer_id: int, product_name: str, quantity: int, price: Decimal, status: Status
+    ) -> bool:
+        """Whether a placement with these values is the one that created this order."""
+        return (customer_id, product_name, quantity, price, Status(status)) == (
+            self.customer_id,
+            self.product_name,
+            self.quantity,
+            self.price,
+            self.status,
+        )
+
+
+class OrderError(Exception):
+    """Base of the errors the order domain raises."""
+
+
+class InvalidOrderError(OrderError):
+    def __init__(self, broken: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{field} {message}" for field, message in broken))
+        self.broken = broken

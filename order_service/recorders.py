@@ -1,0 +1,139 @@
+"""Event recorders that also keep the order-summary table, in the same transaction as the events.
+
+The summary rows ride along as a keyword argument of `Application.save()`, which the library
+passes down to the recorder's insert. So an order is listed the moment its save commits, and a
+failed save (an idempotency duplicate, a version conflict) leaves no summary behind.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.popo import POPOApplicationRecorder
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
+
+from order_service.views import OrderPage, OrderView
+
+SUMMARIES = "order_summaries"
+
+
+class OrderSummaries(Protocol):
+    def select_order_page(
+        self, *, customer_id: int | None, limit: int, before: int | None
+    ) -> OrderPage: ...
+
+
+def _page(rows: list[tuple[int, OrderView]], limit: int) -> OrderPage:
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_position = rows[-1][0] if more and rows else None
+    return OrderPage(orders=[view for _, view in rows], next_position=next_position)
+
+
+class PostgresOrderRecorder(PostgresApplicationRecorder):
+    def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
+        super().__init__(datastore, events_table_name=events_table_name)
+        table = Identifier(self.datastore.schema, SUMMARIES)
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {t} ("
+                " seq bigserial UNIQUE, id uuid PRIMARY KEY, customer_id bigint NOT NULL,"
+                " product_name text NOT NULL, quantity integer NOT NULL,"
+                " price numeric(12, 2) NOT NULL, total numeric(18, 2) NOT NULL,"
+                " status text NOT NULL, version bigint NOT NULL,"
+                " created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL)"
+            ).format(t=table)
+        )
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE INDEX IF NOT EXISTS order_summaries_customer_seq"
+                " ON {t} (customer_id, seq DESC)"
+            ).format(t=table)
+        )
+        self._upsert = SQL(
+            "INSERT INTO {t} (id, customer_id, product_name, quantity, price, total, status,"
+            " version, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (id) DO UPDATE SET status = excluded.status,"
+            " version = excluded.version, updated_at = excluded.updated_at"
+            " WHERE {t}.version < excluded.version"
+        ).format(t=table)
+        self._select = SQL(
+            "SELECT seq, id, customer_id, product_name, quantity, price, total, status, version,"
+            " created_at, updated_at FROM {t}"
+            " WHERE (%(customer)s::bigint IS NULL OR customer_id = %(customer)s)"
+            " AND (%(before)s::bigint IS NULL OR seq < %(before)s)"
+            " ORDER BY seq DESC LIMIT %(limit)s"
+        ).format(t=table)
+
+    def _insert_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        views: Sequence[OrderView] = kwargs.get("order_views", ())
+        if views:
+            curs.executemany(
+                self._upsert,
+                [
+                    (
+                        v.id,
+                        v.customer_id,
+                        v.product_name,
+                        v.quantity,
+                        v.price,
+                        v.total,
+                        v.status,
+                        v.version,
+                        v.created_at,
+                        v.updated_at,
+                    )
+                    for v in views
+                ],
+            )
+        super()._insert_events(curs, stored_events, **kwargs)
+
+    def select_order_page(
+        self, *, customer_id: int | None, limit: int, before: int | None
+    ) -> OrderPage:
+        params = {"customer": customer_id, "before": before, "limit": limit + 1}
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self._select, params, prepare=True)
+            rows = [(row.pop("seq"), OrderView(**row)) for row in curs.fetchall()]
+        return _page(rows, limit)
+
+
+class InMemoryOrderRecorder(POPOApplicationRecorder):
+    """The same summary semantics without a database, for unit tests."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._summaries: dict[Any, tuple[int, OrderView]] = {}
+        self._seq = itertools.count(1)
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        with self._database_lock:  # events and summaries change together or not at all
+            ids = super().insert_events(stored_events, **kwargs)
+            for view in kwargs.get("order_views", ()):
+                seq, old = self._summaries.get(view.id, (next(self._seq), None))
+                if old is None or old.version < view.version:
+                    self._summaries[view.id] = (seq, view)
+            return ids
+
+    def select_order_page(
+        self, *, customer_id: int | None, limit: int, before: int | None
+    ) -> OrderPage:
+        with self._database_lock:
+            rows = sorted(self._summaries.values(), key=lambda row: -row[0])
+        rows = [
+            row
+            for row in rows
+            if (customer_id is None or row[1].customer_id == customer_id)
+            and (before is None or row[0] < before)
+        ]
+        return _page(rows[: limit + 1], limit)

@@ -1,0 +1,97 @@
+"""Turning a JSON body into a PlaceOrder command, with every broken rule reported per field."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from order_service.application import PlaceOrder
+from order_service.domain import MAX_QUANTITY, PRODUCT_NAME_MAX, Status, rule_violations
+from servicekit.problems import FieldError, validation_failed
+
+MAX_ID = 2**63 - 1
+IDEMPOTENCY_KEY_MAX = 200
+
+
+class OrderBody(msgspec.Struct, kw_only=True):
+    """What POST /api/v1/orders accepts (documentation: the parser below is the authority)."""
+
+    customer_id: Annotated[int, msgspec.Meta(ge=1, le=MAX_ID)]
+    product_name: Annotated[str, msgspec.Meta(min_length=1, max_length=PRODUCT_NAME_MAX)]
+    quantity: Annotated[int, msgspec.Meta(ge=1, le=MAX_QUANTITY)]
+    price: Annotated[
+        float | str,
+        msgspec.Meta(description="at least 0, at most 2 decimal places; a string keeps it exact"),
+    ]
+    status: Literal["pending", "confirmed", "shipped", "delivered", "cancelled"] = "pending"
+
+
+def _whole(value: Any) -> int | None:
+    """An integer from JSON: no booleans, no fractions."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
+        return None
+    try:
+        number = Decimal(value.strip() if isinstance(value, str) else value)
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+def parse_place_order(body: Any) -> PlaceOrder:
+    """A PlaceOrder from a flat body or one wrapped as {"order": {...}}; 422 lists every error."""
+    if isinstance(body, dict) and isinstance(body.get("order"), dict):
+        body = body["order"]
+    if not isinstance(body, dict):
+        raise validation_failed([FieldError(field="", message="must be a JSON object")])
+    errors: list[FieldError] = []
+
+    def fail(field: str, message: str) -> None:
+        errors.append(FieldError(field=field, message=message))
+
+    customer_id = _whole(body.get("customer_id"))
+    if customer_id is None or not 1 <= customer_id <= MAX_ID:
+        fail("customer_id", "is required and must be a positive whole number")
+    product_name = body.get("product_name")
+    if not isinstance(product_name, str):
+        fail("product_name", "is required and must be a string")
+    quantity = _whole(body.get("quantity"))
+    if quantity is None:
+        fail("quantity", "is required and must be a whole number")
+    price = _decimal(body.get("price"))
+    if price is None:
+        fail("price", "is required and must be a decimal number (as a number or a string)")
+    status = body.get("status", Status.PENDING.value)
+    if status not in {s.value for s in Status}:
+        fail("status", f"must be one of {', '.join(s.value for s in Status)}")
+    name = product_name if isinstance(product_name, str) else None
+    for field, message in rule_violations(product_name=name, quantity=quantity, price=price):
+        fail(field, message)
+    if errors:
+        raise validation_failed(errors)
+    assert customer_id is not None
+    assert isinstance(product_name, str)
+    assert quantity is not None
+    assert price is not None
+    return PlaceOrder(
+        customer_id=customer_id,
+        product_name=product_name,
+        quantity=quantity,
+        price=price,
+        status=Status(status),
+    )
+
+
+def order_body_schema() -> dict[str, Any]:
+    """JSON Schema of the body: the order itself, or the order wrapped in {"order": ...}."""
+    (_,), components = msgspec.json.schema_components([OrderBody])
+    order = components["OrderBody"]
+    wrapped = {"type": "object", "properties": {"order": order}, "required": ["order"]}
+    return {"anyOf": [order, wrapped]}

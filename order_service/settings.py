@@ -1,0 +1,45 @@
+"""The order service's configuration, read from the environment once."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from servicekit.env import env_float, env_int, env_str
+from servicekit.postgres import PostgresSettings
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    postgres: PostgresSettings
+    host: str = "127.0.0.1"
+    port: int = 3001
+    customer_service_url: str = "http://127.0.0.1:3002"
+    customer_connect_timeout: float = 0.5
+    customer_read_timeout: float = 1.0
+    breaker_threshold: int = 5
+    breaker_reset_after: float = 5.0
+    db_pool_size: int = 10
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        return cls(
+            postgres=PostgresSettings.from_env(env, dbname_var="ORDERS_DB", dbname="orders"),
+            host=env_str(env, "ORDER_API_HOST", "127.0.0.1"),
+            port=env_int(env, "ORDER_API_PORT", 3001),
+            customer_service_url=env_str(env, "CUSTOMER_SERVICE_URL", "http://127.0.0.1:3002"),
+            customer_connect_timeout=env_float(env, "CUSTOMER_CONNECT_TIMEOUT", 0.5),
+            customer_read_timeout=env_float(env, "CUSTOMER_READ_TIMEOUT", 1.0),
+            breaker_threshold=env_int(env, "CUSTOMER_BREAKER_THRESHOLD", 5),
+            breaker_reset_after=env_float(env, "CUSTOMER_BREAKER_RESET_AFTER", 5.0),
+            db_pool_size=env_int(env, "ORDER_DB_POOL_SIZE", 10),
+        )
+
+    def eventsourcing_env(self) -> dict[str, str]:
+        return {
+            **self.postgres.eventsourcing_env(),
+            "POSTGRES_POOL_SIZE": str(self.db_pool_size),
+            "POSTGRES_MAX_OVERFLOW": "0",
+            "POSTGRES_CONNECT_TIMEOUT": "5",
+            "POSTGRES_PRE_PING": "y",
+        }

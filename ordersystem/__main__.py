@@ -1,0 +1,3 @@
+from ordersystem.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,130 @@
+"""The `ordersystem` command: every process and operation of the system, each with --help."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from ordersystem.preflight import preflight, report
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+@dataclass(frozen=True)
+class Service:
+    factory: str  # "module:function" building the ASGI app from the environment
+    env_prefix: str
+
+    def host(self) -> str:
+        return os.environ.get(f"{self.env_prefix}_API_HOST", "127.0.0.1")
+
+    def port(self, default: int) -> int:
+        return int(os.environ.get(f"{self.env_prefix}_API_PORT", default))
+
+
+SERVICES = {
+    "orders": (Service("order_service.api:app_from_env", "ORDER"), 3001),
+    "customers": (Service("customer_service.api:app_from_env", "CUSTOMER"), 3002),
+}
+
+
+def cmd_preflight(_: argparse.Namespace) -> int:
+    findings = preflight()
+    print(report(findings))
+    return 0 if all(f.ok for f in findings) else 1
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from servicekit.serve import serve
+
+    service, default_port = SERVICES[args.service]
+    host = args.host or service.host()
+    port = args.port or service.port(default_port)
+    # The app factory runs in the server's worker and reads its settings from the environment.
+    os.environ[f"{service.env_prefix}_API_HOST"] = host
+    os.environ[f"{service.env_prefix}_API_PORT"] = str(port)
+    serve(service.factory, host=host, port=port, workers=args.workers)
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    if args.service in ("customers", "all"):
+        from customer_service.settings import Settings as CustomerSettings
+        from customer_service.store import migrate
+
+        applied = migrate(CustomerSettings.from_env(os.environ).postgres)
+        print(f"customers: {applied} migration(s) applied")
+    if args.service in ("orders", "all"):
+        from order_service.application import Orders
+        from order_service.settings import Settings as OrderSettings
+        from servicekit.postgres import ensure_database
+
+        settings = OrderSettings.from_env(os.environ)
+        ensure_database(settings.postgres)
+        Orders(env=settings.eventsourcing_env()).close()  # creates the tables it lacks
+        print("orders: event store and order summaries ready")
+    return 0
+
+
+def cmd_seed(_: argparse.Namespace) -> int:
+    from customer_service.settings import Settings
+    from customer_service.store import migrate, seed
+
+    settings = Settings.from_env(os.environ)
+    migrate(settings.postgres)
+    inserted = seed(settings.postgres)
+    print(f"customers: {inserted} predefined customer(s) inserted")
+    return 0
+
+
+def cmd_run(_: argparse.Namespace) -> int:
+    from ordersystem.supervisor import Process, command, supervise
+
+    findings = preflight()
+    if not all(f.ok for f in findings):
+        print(report(findings), file=sys.stderr)
+        return 1
+    processes = []
+    for name in ("customers", "orders"):
+        service, default_port = SERVICES[name]
+        url = f"http://{service.host()}:{service.port(default_port)}/health/ready"
+        processes.append(Process(name, command("serve", name), url))
+    asyncio.run(supervise(processes))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="ordersystem",
+        description="Event-sourced orders and customers. Settings come from the environment "
+        "(see README.md, 'Configuration').",
+    )
+    sub = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Handler, help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(handler=handler)
+        return p
+
+    add("run", cmd_run, "start every process (both APIs), restart any that dies; Ctrl-C stops")
+    serve = add("serve", cmd_serve, "serve one HTTP API in the foreground")
+    serve.add_argument("service", choices=sorted(SERVICES), help="which API")
+    serve.add_argument("--host", help="bind address (default: $ORDER_API_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: 3001 orders, 3002 customers)")
+    serve.add_argument("--workers", type=int, default=1, help="server worker processes")
+    migrate = add("migrate", cmd_migrate, "create the databases and tables that are missing")
+    migrate.add_argument("service", nargs="?", default="all", choices=["all", *sorted(SERVICES)])
+    seed = add("seed", cmd_seed, "insert the predefined customers 1..5 (idempotent)")
+    seed.add_argument("what", choices=["customers"], help="what to seed")
+    add("preflight", cmd_preflight, "check that PostgreSQL and RabbitMQ answer")
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    handler: Handler = args.handler
+    return handler(args)

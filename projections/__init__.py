@@ -1,0 +1,1 @@
+"""Projection machinery and the read models fed by the orders exchange."""

@@ -1,0 +1,1 @@
+"""Plumbing every service shares (Postgres set-up, problem details, serving); no service code."""

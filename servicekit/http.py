@@ -1,0 +1,93 @@
+"""HTTP helpers every API shares: strict JSON bodies, page limits, Link headers, OpenAPI bodies."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode
+
+import msgspec
+from litestar import Request
+from litestar.openapi.spec import Operation
+
+from servicekit.problems import FieldError, ProblemError, validation_failed
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+
+# JSON numbers with a fraction are read as Decimal from their text: no float drift, ever.
+_decoder = msgspec.json.Decoder(float_hook=Decimal)
+
+
+def decode_json(body: bytes) -> Any:
+    """Parse a request body; malformed JSON is a 400, never a 500."""
+    try:
+        return _decoder.decode(body)
+    except msgspec.DecodeError as exc:
+        raise ProblemError(
+            400, "malformed_json", "The request body is not valid JSON", str(exc)
+        ) from None
+
+
+def page_limit(raw: str | None) -> int:
+    """The `limit` query parameter: 1..MAX_LIMIT, DEFAULT_LIMIT when absent."""
+    if raw is None or raw == "":
+        return DEFAULT_LIMIT
+    try:
+        limit = int(raw)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= MAX_LIMIT:
+        message = f"must be a whole number from 1 to {MAX_LIMIT}"
+        raise validation_failed([FieldError(field="limit", message=message)])
+    return limit
+
+
+def encode_cursor(position: int) -> str:
+    """An opaque cursor for a keyset position (clients must not build their own)."""
+    return base64.urlsafe_b64encode(f"p{position}".encode()).decode().rstrip("=")
+
+
+def cursor_param(raw: str | None) -> int | None:
+    """The position behind a `cursor` query parameter; 422 for one we did not hand out."""
+    if not raw:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+        if text.startswith("p") and text[1:].isdigit():
+            return int(text[1:])
+    except (ValueError, binascii.Error):
+        pass
+    raise validation_failed([FieldError(field="cursor", message="is not a cursor we handed out")])
+
+
+def next_link(request: Request[Any, Any, Any], cursor: str | None) -> dict[str, str]:
+    """A `Link: <...>; rel="next"` header pointing at the page after this one, if any."""
+    if cursor is None:
+        return {}
+    params = {k: v for k, v in request.query_params.items() if k != "cursor"}
+    params["cursor"] = cursor
+    return {"Link": f'<{request.url.path}?{urlencode(params)}>; rel="next"'}
+
+
+def json_body_operation(schema: dict[str, Any]) -> type[Operation]:
+    """An OpenAPI Operation that documents a JSON request body the handler parses itself.
+
+    Handlers that must tell malformed JSON (400) from broken rules (422) read the raw body;
+    this puts the body's JSON Schema back into the OpenAPI document.
+    """
+
+    @dataclass
+    class JsonBodyOperation(Operation):
+        def to_schema(self) -> dict[str, Any]:
+            document = super().to_schema()
+            document["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": schema}},
+            }
+            return document
+
+    return JsonBodyOperation

@@ -1,0 +1,79 @@
+"""Postgres connection settings and idempotent creation of a service's own database."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+from servicekit.env import env_int, env_str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PostgresSettings:
+    host: str = "127.0.0.1"
+    port: int = 5432
+    user: str = "postgres"
+    password: str = ""
+    dbname: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], *, dbname_var: str, dbname: str) -> PostgresSettings:
+        return cls(
+            host=env_str(env, "POSTGRES_HOST", "127.0.0.1"),
+            port=env_int(env, "POSTGRES_PORT", 5432),
+            user=env_str(env, "POSTGRES_USER", "postgres"),
+            password=env.get("POSTGRES_PASSWORD", ""),
+            dbname=env_str(env, dbname_var, dbname),
+        )
+
+    def conninfo(self, dbname: str | None = None, *, connect_timeout: int = 5) -> str:
+        return psycopg.conninfo.make_conninfo(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password or None,
+            dbname=dbname or self.dbname,
+            connect_timeout=connect_timeout,
+            application_name="ordersystem",
+        )
+
+    def eventsourcing_env(self) -> dict[str, str]:
+        """The variables the eventsourcing library reads for its Postgres persistence."""
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": self.dbname,
+            "POSTGRES_HOST": self.host,
+            "POSTGRES_PORT": str(self.port),
+            "POSTGRES_USER": self.user,
+            "POSTGRES_PASSWORD": self.password,
+        }
+
+    def __repr__(self) -> str:  # never print the password
+        return f"PostgresSettings({self.user}@{self.host}:{self.port}/{self.dbname})"
+
+
+def ensure_database(settings: PostgresSettings) -> bool:
+    """Create the database if it is missing; True when it was created."""
+    with psycopg.connect(settings.conninfo("postgres"), autocommit=True) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (settings.dbname,)
+        ).fetchone()
+        if exists:
+            return False
+        try:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(settings.dbname)))
+        except psycopg.errors.DuplicateDatabase:
+            return False  # another process created it a moment ago
+        return True
+
+
+def drop_database(settings: PostgresSettings) -> None:
+    with psycopg.connect(settings.conninfo("postgres"), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(settings.dbname)
+            )
+        )
