@@ -11,7 +11,7 @@ import msgspec
 from litestar import Litestar, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
-from litestar.params import Parameter
+from litestar.params import FromPath, Parameter
 from psycopg_pool import AsyncConnectionPool
 
 from contracts.customers import CustomerV1
@@ -28,6 +28,7 @@ from servicekit.http import (
 )
 from servicekit.problems import (
     EXCEPTION_HANDLERS,
+    MALFORMED,
     FieldError,
     ProblemError,
     problem_spec,
@@ -35,6 +36,7 @@ from servicekit.problems import (
 )
 
 NAME_MAX = 200
+MAX_ID = 2**63 - 1  # bigint
 ADDRESS_MAX = 500
 
 
@@ -71,12 +73,13 @@ def store(state: State) -> CustomerStore:
     "/api/v1/customers/{customer_id:str}",
     operation_id="getCustomer",
     tags=["customers"],
-    responses={404: problem_spec("No customer has this id")},
+    responses={400: problem_spec(MALFORMED), 404: problem_spec("No customer has this id")},
 )
-async def get_customer(customer_id: str, state: State) -> CustomerV1:
+async def get_customer(customer_id: FromPath[str], state: State) -> CustomerV1:
     """One customer with its orders_count."""
-    found = await store(state).get(int(customer_id)) if customer_id.isdigit() else None
-    if found is None or not customer_id.isdigit():
+    valid = customer_id.isdigit() and int(customer_id) <= MAX_ID
+    found = await store(state).get(int(customer_id)) if valid else None
+    if found is None:
         raise customer_not_found(customer_id)
     return found
 
@@ -85,7 +88,7 @@ async def get_customer(customer_id: str, state: State) -> CustomerV1:
     "/api/v1/customers",
     operation_id="listCustomers",
     tags=["customers"],
-    responses={422: problem_spec("A bad limit or cursor")},
+    responses={400: problem_spec(MALFORMED), 422: problem_spec("A bad limit or cursor")},
 )
 async def list_customers(
     request: Request[Any, Any, Any],
@@ -108,7 +111,7 @@ async def list_customers(
     tags=["customers"],
     operation_class=json_body_operation(msgspec.json.schema(NewCustomer)),
     responses={
-        400: problem_spec("The body is not JSON"),
+        400: problem_spec(MALFORMED),
         422: problem_spec("A field breaks a rule"),
     },
 )

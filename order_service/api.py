@@ -15,7 +15,7 @@ from litestar import Litestar, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Parameter
+from litestar.params import FromPath, Parameter
 
 from contracts.customers import CustomerV1
 from order_service.application import (
@@ -44,6 +44,7 @@ from servicekit.http import (
 from servicekit.postgres import ensure_database
 from servicekit.problems import (
     EXCEPTION_HANDLERS,
+    MALFORMED,
     FieldError,
     ProblemError,
     problem_spec,
@@ -120,10 +121,10 @@ def reused_key() -> ProblemError:
     status_code=201,
     operation_class=json_body_operation(order_body_schema()),
     responses={
+        400: problem_spec(MALFORMED),
         200: ResponseSpec(
             OrderWithCustomer, description="Replay: the order this Idempotency-Key created"
         ),
-        400: problem_spec("The body is not JSON"),
         422: problem_spec(
             "A field breaks a rule, the customer does not exist, or the key was reused"
         ),
@@ -135,6 +136,7 @@ async def create_order(
 ) -> Response[OrderWithCustomer]:
     """Place an order for an existing customer; 201 with Location and the customer embedded."""
     command = parse_place_order(decode_json(await request.body()))
+    correlation = correlation_id(request)
     key = idempotency_key(request)
     app = orders(state)
     try:
@@ -142,7 +144,7 @@ async def create_order(
         customer = await fetch_customer(state, command.customer_id)
         if existing is None:
             placement = await call(
-                app.place, command, idempotency_key=key, correlation_id=correlation_id(request)
+                app.place, command, idempotency_key=key, correlation_id=correlation
             )
             existing, created = placement.order, placement.created
         else:
@@ -153,7 +155,11 @@ async def create_order(
     return Response(
         body,
         status_code=201 if created else 200,
-        headers={"Location": f"/api/v1/orders/{existing.id}", "ETag": f'"{existing.version}"'},
+        headers={
+            "Location": f"/api/v1/orders/{existing.id}",
+            "ETag": f'"{existing.version}"',
+            CORRELATION_HEADER: correlation,
+        },
     )
 
 
@@ -165,7 +171,10 @@ def _fields(view: OrderView) -> dict[str, Any]:
     "/api/v1/orders",
     operation_id="listOrders",
     tags=["orders"],
-    responses={422: problem_spec("A bad customer_id, limit or cursor")},
+    responses={
+        400: problem_spec(MALFORMED),
+        422: problem_spec("A bad customer_id, limit or cursor"),
+    },
 )
 async def list_orders(
     request: Request[Any, Any, Any],
@@ -192,12 +201,13 @@ async def list_orders(
     operation_id="getOrder",
     tags=["orders"],
     responses={
+        400: problem_spec(MALFORMED),
         404: problem_spec("No order has this id (or it never reached that version)"),
         422: problem_spec("A bad version"),
     },
 )
 async def get_order(
-    order_id: str,
+    order_id: FromPath[str],
     state: State,
     version: Annotated[str | None, Parameter(description="the order as it was then")] = None,
 ) -> Response[OrderView]:

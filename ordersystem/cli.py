@@ -91,7 +91,8 @@ def cmd_run(_: argparse.Namespace) -> int:
     processes = []
     for name in ("customers", "orders"):
         service, default_port = SERVICES[name]
-        url = f"http://{service.host()}:{service.port(default_port)}/health/ready"
+        host = "127.0.0.1" if service.host() in ("0.0.0.0", "::") else service.host()
+        url = f"http://{host}:{service.port(default_port)}/health/ready"
         processes.append(Process(name, command("serve", name), url))
     asyncio.run(supervise(processes))
     return 0
@@ -113,7 +114,9 @@ def parser() -> argparse.ArgumentParser:
     add("run", cmd_run, "start every process (both APIs), restart any that dies; Ctrl-C stops")
     serve = add("serve", cmd_serve, "serve one HTTP API in the foreground")
     serve.add_argument("service", choices=sorted(SERVICES), help="which API")
-    serve.add_argument("--host", help="bind address (default: $ORDER_API_HOST or 127.0.0.1)")
+    serve.add_argument(
+        "--host", help="bind address (default: $ORDER_API_HOST / $CUSTOMER_API_HOST or 127.0.0.1)"
+    )
     serve.add_argument("--port", type=int, help="port (default: 3001 orders, 3002 customers)")
     serve.add_argument("--workers", type=int, default=1, help="server worker processes")
     migrate = add("migrate", cmd_migrate, "create the databases and tables that are missing")

@@ -56,7 +56,8 @@ def cursor_param(raw: str | None) -> int | None:
     if not raw:
         return None
     try:
-        text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+        padded = raw + "=" * (-len(raw) % 4)
+        text = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
         if text.startswith("p") and text[1:].isdigit():
             return int(text[1:])
     except (ValueError, binascii.Error):

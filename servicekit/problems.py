@@ -87,13 +87,14 @@ def problem_response(request: Request[Any, Any, Any], error: ProblemError) -> Re
 
 
 def _from_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Problem]:
-    if isinstance(exc, ValidationException):
+    if isinstance(exc, ValidationException):  # the framework could not read the request
         errors = [
             FieldError(field=str(item.get("key", "")), message=str(item.get("message", "")))
             for item in exc.extra or []
             if isinstance(item, dict)
         ]
-        return problem_response(request, validation_failed(errors))
+        error = ProblemError(400, "malformed_request", "The request cannot be read", errors=errors)
+        return problem_response(request, error)
     code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(
         exc.status_code, "http_error"
     )
@@ -123,6 +124,9 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     PoolTimeout: _from_database_outage,
     Exception: _from_unexpected,
 }
+
+
+MALFORMED = "The request cannot be read (malformed JSON or parameters)"
 
 
 def problem_spec(description: str) -> ResponseSpec:

@@ -1,0 +1,23 @@
+"""Fixtures shared by every test tier (servers, databases, service processes)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from ordersystem.preflight import check_postgres
+from servicekit.postgres import PostgresSettings
+from tests.support import Databases, require
+
+
+@pytest.fixture(scope="session")
+def postgres_up() -> None:
+    require(check_postgres(PostgresSettings(dbname="postgres")))
+
+
+@pytest.fixture(scope="session")
+def databases(postgres_up: None) -> Iterator[Databases]:
+    made = Databases()
+    yield made
+    made.drop_all()

@@ -1,0 +1,102 @@
+"""The Orders application on a real Postgres: summaries, idempotency under concurrency."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+
+import psycopg
+import pytest
+
+from order_service.application import IdempotencyKeyReusedError, Orders, PlaceOrder
+from servicekit.postgres import PostgresSettings
+from tests.support import Databases
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def database(databases: Databases) -> PostgresSettings:
+    return databases.fresh("orders")
+
+
+@pytest.fixture(scope="module")
+def orders(database: PostgresSettings) -> Iterator[Orders]:
+    app = Orders(env={**database.eventsourcing_env(), "POSTGRES_POOL_SIZE": "8"})
+    yield app
+    app.close()
+
+
+def count(database: PostgresSettings, table: str) -> int:
+    with psycopg.connect(database.conninfo()) as conn:
+        row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+def widget(customer_id: int, quantity: int = 1) -> PlaceOrder:
+    return PlaceOrder(
+        customer_id=customer_id, product_name="Widget", quantity=quantity, price=Decimal("9.99")
+    )
+
+
+def test_an_order_is_listed_the_moment_its_save_returns(orders: Orders) -> None:
+    placed = orders.place(widget(customer_id=101))
+
+    listed = orders.list_orders(customer_id=101, limit=5).orders
+
+    assert listed == [placed.order]
+
+
+def test_a_refused_save_leaves_neither_event_nor_summary(
+    orders: Orders, database: PostgresSettings
+) -> None:
+    orders.place(widget(customer_id=102), idempotency_key="pg-key-1")
+    events, summaries = count(database, "orders_events"), count(database, "order_summaries")
+
+    with pytest.raises(IdempotencyKeyReusedError):
+        orders.place(widget(customer_id=102, quantity=5), idempotency_key="pg-key-1")
+
+    assert count(database, "orders_events") == events
+    assert count(database, "order_summaries") == summaries
+
+
+def test_concurrent_duplicates_of_one_key_create_exactly_one_order(
+    orders: Orders, database: PostgresSettings
+) -> None:
+    events = count(database, "orders_events")
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        placements = list(
+            pool.map(
+                lambda _: orders.place(widget(customer_id=103), idempotency_key="pg-key-2"),
+                range(16),
+            )
+        )
+
+    assert sum(p.created for p in placements) == 1
+    assert len({p.order.id for p in placements}) == 1
+    assert count(database, "orders_events") == events + 1
+    assert len(orders.list_orders(customer_id=103, limit=50).orders) == 1
+
+
+def test_pages_cover_every_order_once_newest_first(orders: Orders) -> None:
+    placed = [orders.place(widget(customer_id=104, quantity=n)).order.id for n in range(1, 8)]
+
+    seen, before = [], None
+    while True:
+        page = orders.list_orders(customer_id=104, limit=3, before=before)
+        seen += [o.id for o in page.orders]
+        if page.next_position is None:
+            break
+        before = page.next_position
+
+    assert seen == placed[::-1]
+
+
+def test_an_order_reads_back_as_it_was_stored(orders: Orders) -> None:
+    placed = orders.place(widget(customer_id=105, quantity=3))
+
+    assert orders.get_order(placed.order.id) == placed.order
+    assert orders.get_order(placed.order.id, version=1).total == Decimal("29.97")

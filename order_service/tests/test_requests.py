@@ -1,0 +1,96 @@
+"""Parsing an order body: every broken rule is reported per field, values are kept exact."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from order_service.domain import Status
+from order_service.requests import parse_place_order
+from servicekit.http import decode_json
+from servicekit.problems import ProblemError
+
+VALID: dict[str, Any] = {
+    "customer_id": 1,
+    "product_name": "Widget",
+    "quantity": 2,
+    "price": "19.99",
+}
+
+
+def refused_fields(body: Any) -> list[str]:
+    with pytest.raises(ProblemError) as refused:
+        parse_place_order(body)
+    assert refused.value.status == 422
+    return [e.field for e in refused.value.errors]
+
+
+def test_a_flat_body_is_accepted_and_status_defaults_to_pending() -> None:
+    command = parse_place_order(VALID)
+
+    assert command.price == Decimal("19.99")
+    assert command.status is Status.PENDING
+
+
+def test_a_body_wrapped_in_order_is_accepted() -> None:
+    assert parse_place_order({"order": VALID}) == parse_place_order(VALID)
+
+
+def test_a_json_number_price_has_no_float_drift() -> None:
+    body = decode_json(b'{"customer_id":1,"product_name":"x","quantity":3,"price":0.1}')
+
+    assert parse_place_order(body).price == Decimal("0.1")
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"customer_id": None}, "customer_id"),
+        ({"customer_id": 0}, "customer_id"),
+        ({"customer_id": "1"}, "customer_id"),
+        ({"customer_id": True}, "customer_id"),
+        ({"customer_id": 2**63}, "customer_id"),
+        ({"quantity": 0}, "quantity"),
+        ({"quantity": 1.5}, "quantity"),
+        ({"quantity": "2"}, "quantity"),
+        ({"quantity": False}, "quantity"),
+        ({"price": -1}, "price"),
+        ({"price": "1.001"}, "price"),
+        ({"price": "abc"}, "price"),
+        ({"price": "NaN"}, "price"),
+        ({"price": "Infinity"}, "price"),
+        ({"price": None}, "price"),
+        ({"price": [1]}, "price"),
+        ({"product_name": ""}, "product_name"),
+        ({"product_name": "x" * 201}, "product_name"),
+        ({"product_name": 5}, "product_name"),
+        ({"status": "lost"}, "status"),
+        ({"status": 1}, "status"),
+    ],
+)
+def test_a_field_that_breaks_a_rule_is_named(change: dict[str, Any], field: str) -> None:
+    assert refused_fields({**VALID, **change}) == [field]
+
+
+def test_every_broken_field_is_reported_at_once() -> None:
+    body = {"customer_id": "x", "product_name": "", "quantity": 0, "price": "1.001"}
+
+    assert sorted(refused_fields(body)) == ["customer_id", "price", "product_name", "quantity"]
+
+
+@pytest.mark.parametrize("body", [[], "order", 5, None])
+def test_a_body_that_is_not_an_object_is_refused(body: Any) -> None:
+    assert refused_fields(body) == [""]
+
+
+def test_an_order_wrapper_that_is_not_an_object_leaves_every_field_missing() -> None:
+    assert refused_fields({"order": "x"}) == ["customer_id", "product_name", "quantity", "price"]
+
+
+def test_malformed_json_is_a_400() -> None:
+    with pytest.raises(ProblemError) as refused:
+        decode_json(b'{"customer_id": 1,')
+
+    assert (refused.value.status, refused.value.code) == (400, "malformed_json")
