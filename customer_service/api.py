@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -126,8 +127,8 @@ async def create_customer(request: Request[Any, Any, Any], state: State) -> Resp
 def create_app(settings: Settings) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        migrate(settings.postgres)
-        seed(settings.postgres)
+        await asyncio.to_thread(migrate, settings.postgres)
+        await asyncio.to_thread(seed, settings.postgres)
         pool = AsyncConnectionPool(
             settings.postgres.conninfo(),
             min_size=1,

@@ -1,0 +1,35 @@
+"""The README documents every setting the code reads from the environment."""
+
+from __future__ import annotations
+
+import re
+
+from tests.support import ROOT
+
+PACKAGES = ("contracts", "order_service", "customer_service", "servicekit", "ordersystem")
+# env_str(env, "NAME", ...), env_int(...), env_float(...), and dbname_var="NAME"
+READ = re.compile(r'env_(?:str|int|float)\(\s*env,\s*"([A-Z0-9_]+)"|dbname_var="([A-Z0-9_]+)"')
+
+
+def variables_read_by_the_code() -> set[str]:
+    found: set[str] = set()
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            if "tests" in path.parts:
+                continue
+            for match in READ.finditer(path.read_text()):
+                found.add(match.group(1) or match.group(2))
+    return found
+
+
+def test_the_scan_finds_the_settings_it_should() -> None:
+    assert {"POSTGRES_HOST", "ORDERS_DB", "CUSTOMER_SERVICE_URL"} <= variables_read_by_the_code()
+
+
+def test_every_environment_variable_is_in_the_readme_configuration_table() -> None:
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+
+    missing = {name for name in variables_read_by_the_code() if f"`{name}`" not in table}
+
+    assert not missing, f"README's Configuration table lacks {sorted(missing)}"
