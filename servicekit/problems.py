@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 from eventsourcing.persistence import InterfaceError, OperationalError
-from litestar import MediaType, Request, Response
+from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
@@ -134,6 +134,3 @@ def problem_spec(description: str) -> ResponseSpec:
     return ResponseSpec(
         data_container=Problem, description=description, media_type=PROBLEM_MEDIA_TYPE
     )
-
-
-JSON = MediaType.JSON
