@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from ordersystem.preflight import check_postgres
+from ordersystem.preflight import check_postgres, check_rabbitmq
 from servicekit.postgres import PostgresSettings
-from tests.support import Databases, require
+from tests.support import AMQP_URL, Databases, require
 
 
 @pytest.fixture(scope="session")
@@ -21,3 +21,8 @@ def databases(postgres_up: None) -> Iterator[Databases]:
     made = Databases()
     yield made
     made.drop_all()
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_up() -> None:
+    require(check_rabbitmq(AMQP_URL))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Annotated, Any, TypeVar
+from urllib.parse import urlencode
 from uuid import UUID
 
 from litestar import Litestar, Request, Response, get, post
@@ -18,6 +20,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, Parameter
 
 from contracts.customers import CustomerV1
+from contracts.events import OrderEventEnvelope
 from order_service.application import (
     IdempotencyKeyReusedError,
     OrderNotFoundError,
@@ -28,6 +31,7 @@ from order_service.customers import (
     CustomerServiceClient,
     CustomerServiceUnavailableError,
 )
+from order_service.relay import RELAY_NAME, event_log
 from order_service.requests import IDEMPOTENCY_KEY_MAX, order_body_schema, parse_place_order
 from order_service.settings import Settings
 from order_service.views import OrderView
@@ -40,6 +44,7 @@ from servicekit.http import (
     json_body_operation,
     next_link,
     page_limit,
+    whole_param,
 )
 from servicekit.postgres import ensure_database
 from servicekit.problems import (
@@ -51,6 +56,7 @@ from servicekit.problems import (
     service_unavailable,
     validation_failed,
 )
+from servicekit.relay import relay_lag
 
 T = TypeVar("T")
 CORRELATION_HEADER = "X-Correlation-ID"
@@ -212,12 +218,7 @@ async def get_order(
     version: Annotated[str | None, Parameter(description="the order as it was then")] = None,
 ) -> Response[OrderView]:
     """One order, read from its event stream; `?version=N` shows it as it was at version N."""
-    at = None
-    if version is not None:
-        if not version.isdigit() or int(version) < 1:
-            message = "must be a whole number of at least 1"
-            raise validation_failed([FieldError(field="version", message=message)])
-        at = int(version)
+    at = whole_param("version", version, default=0, low=1, high=2**63 - 1) or None
     try:
         view = await call(orders(state).get_order, UUID(order_id), at)
     except (ValueError, OrderNotFoundError):
@@ -225,11 +226,43 @@ async def get_order(
     return Response(view, headers={"ETag": f'"{view.version}"'})
 
 
+FEED_DEFAULT, FEED_MAX = 500, 5000
+
+
+@get(
+    "/api/v1/events",
+    operation_id="listEvents",
+    tags=["events"],
+    responses={
+        400: problem_spec(MALFORMED),
+        422: problem_spec("A bad after or limit"),
+    },
+)
+async def list_events(
+    request: Request[Any, Any, Any],
+    state: State,
+    after: Annotated[str | None, Parameter(description="a position; 0 = from the start")] = None,
+    limit: Annotated[
+        str | None, Parameter(description=f"1..{FEED_MAX}, default {FEED_DEFAULT}")
+    ] = None,
+) -> Response[list[OrderEventEnvelope]]:
+    """The integration-event feed: the envelopes the relay publishes, in position order."""
+    start = whole_param("after", after, default=0, low=0, high=2**63 - 1)
+    size = whole_param("limit", limit, default=FEED_DEFAULT, low=1, high=FEED_MAX)
+    page = await call(state.event_log.read, after=start, limit=size)
+    headers = {}
+    if len(page) == size:  # there may be more: link the page after this one
+        query = urlencode({"after": page[-1].position, "limit": size})
+        headers["Link"] = f'<{request.url.path}?{query}>; rel="next"'
+    return Response(page, headers=headers)
+
+
 def create_app(settings: Settings) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await call(ensure_database, settings.postgres)
         app.state.orders = await call(Orders, env=settings.eventsourcing_env())
+        app.state.event_log = event_log(app.state.orders)
         app.state.customers = CustomerServiceClient(
             settings.customer_service_url,
             connect_timeout=settings.customer_connect_timeout,
@@ -247,13 +280,21 @@ def create_app(settings: Settings) -> Litestar:
     async def event_store() -> None:
         await call(orders(app.state).recorder.max_notification_id)
 
+    async def relay() -> dict[str, int]:
+        """Reported, not required: the API serves while the relay catches up."""
+        with contextlib.suppress(Exception):
+            conninfo = settings.postgres.conninfo()
+            return await call(relay_lag, app.state.event_log, conninfo, RELAY_NAME)
+        return {}
+
     return (
         app := Litestar(
             route_handlers=[
                 create_order,
                 list_orders,
                 get_order,
-                *health_handlers({"postgres": event_store}),
+                list_events,
+                *health_handlers({"postgres": event_store}, reports={"relay": relay}),
             ],
             lifespan=[lifespan],
             exception_handlers=EXCEPTION_HANDLERS,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from contracts.events import ORDERS_EXCHANGE
 from servicekit.env import env_float, env_int, env_str
 from servicekit.postgres import PostgresSettings
 
@@ -20,6 +21,9 @@ class Settings:
     breaker_threshold: int = 5
     breaker_reset_after: float = 5.0
     db_pool_size: int = 10
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    exchange: str = ORDERS_EXCHANGE
+    relay_page_size: int = 500
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -33,6 +37,9 @@ class Settings:
             breaker_threshold=env_int(env, "CUSTOMER_BREAKER_THRESHOLD", 5),
             breaker_reset_after=env_float(env, "CUSTOMER_BREAKER_RESET_AFTER", 5.0),
             db_pool_size=env_int(env, "ORDER_DB_POOL_SIZE", 10),
+            amqp_url=env_str(env, "RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/"),
+            exchange=env_str(env, "ORDERS_EXCHANGE", ORDERS_EXCHANGE),
+            relay_page_size=env_int(env, "RELAY_PAGE_SIZE", 500),
         )
 
     def eventsourcing_env(self) -> dict[str, str]:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from ordersystem.preflight import preflight, report
 
@@ -48,6 +50,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
     os.environ[f"{service.env_prefix}_API_HOST"] = host
     os.environ[f"{service.env_prefix}_API_PORT"] = str(port)
     serve(service.factory, host=host, port=port, workers=args.workers)
+    return 0
+
+
+def cmd_relay(_: argparse.Namespace) -> int:
+    from order_service.relay import run_relay
+    from order_service.settings import Settings
+
+    asyncio.run(run_relay(Settings.from_env(os.environ)))
+    return 0
+
+
+def cmd_catalogue(args: argparse.Namespace) -> int:
+    from contracts.catalogue import render
+
+    target = Path(args.output)
+    text = render()
+    if args.check:
+        if not target.exists() or target.read_text() != text:
+            print(f"{target} is out of date: run `ordersystem catalogue`", file=sys.stderr)
+            return 1
+        print(f"{target} is up to date")
+        return 0
+    target.write_text(text)
+    print(f"wrote {target}")
     return 0
 
 
@@ -94,6 +120,7 @@ def cmd_run(_: argparse.Namespace) -> int:
         host = "127.0.0.1" if service.host() in ("0.0.0.0", "::") else service.host()
         url = f"http://{host}:{service.port(default_port)}/health/ready"
         processes.append(Process(name, command("serve", name), url))
+    processes.append(Process("relay", command("relay")))
     asyncio.run(supervise(processes))
     return 0
 
@@ -111,7 +138,7 @@ def parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
         return p
 
-    add("run", cmd_run, "start every process (both APIs), restart any that dies; Ctrl-C stops")
+    add("run", cmd_run, "start every process (APIs, relay), restart any that dies; Ctrl-C stops")
     serve = add("serve", cmd_serve, "serve one HTTP API in the foreground")
     serve.add_argument("service", choices=sorted(SERVICES), help="which API")
     serve.add_argument(
@@ -119,6 +146,17 @@ def parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--port", type=int, help="port (default: 3001 orders, 3002 customers)")
     serve.add_argument("--workers", type=int, default=1, help="server worker processes")
+    add(
+        "relay",
+        cmd_relay,
+        "publish the order event store's log to RabbitMQ (exchange $ORDERS_EXCHANGE), in "
+        "order, with confirms; a second instance waits as a hot standby",
+    )
+    catalogue = add(
+        "catalogue", cmd_catalogue, "write the event catalogue (JSON Schema per event, examples)"
+    )
+    catalogue.add_argument("--output", default="docs/events.md", help="where to write it")
+    catalogue.add_argument("--check", action="store_true", help="only check it is up to date")
     migrate = add("migrate", cmd_migrate, "create the databases and tables that are missing")
     migrate.add_argument("service", nargs="?", default="all", choices=["all", *sorted(SERVICES)])
     seed = add("seed", cmd_seed, "insert the predefined customers 1..5 (idempotent)")
@@ -129,5 +167,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     handler: Handler = args.handler
     return handler(args)

@@ -27,7 +27,15 @@ async def _run(check: Check, seconds: float) -> tuple[bool, Any]:
         return False, f"{type(exc).__name__}: {exc}"[:300]
 
 
-def health_handlers(checks: Mapping[str, Check], *, timeout: float = 2.0) -> list[HTTPRouteHandler]:
+def health_handlers(
+    checks: Mapping[str, Check],
+    *,
+    reports: Mapping[str, Check] | None = None,
+    timeout: float = 2.0,
+) -> list[HTTPRouteHandler]:
+    """`checks` must pass for readiness; `reports` (a lag, say) are shown but never fail it."""
+    reports = reports or {}
+
     @get("/health", operation_id="health", tags=["health"], sync_to_thread=False)
     def live() -> Health:
         """The process is up."""
@@ -38,9 +46,10 @@ def health_handlers(checks: Mapping[str, Check], *, timeout: float = 2.0) -> lis
     @get("/health/ready", operation_id="ready", tags=["health"], responses={503: not_ready})
     async def ready() -> Response[Health]:
         """Every dependency answers; 503 with the failing checks otherwise."""
-        results = await asyncio.gather(*(_run(c, timeout) for c in checks.values()))
-        ok = all(passed for passed, _ in results)
-        report = {name: detail for name, (_, detail) in zip(checks, results, strict=True)}
+        named = {**checks, **reports}
+        results = await asyncio.gather(*(_run(c, timeout) for c in named.values()))
+        report = {name: detail for name, (_, detail) in zip(named, results, strict=True)}
+        ok = all(passed for name, (passed, _) in zip(named, results, strict=True) if name in checks)
         body = Health(status="ok" if ok else "unavailable", checks=report)
         return Response(body, status_code=200 if ok else 503)
 

@@ -32,18 +32,20 @@ def decode_json(body: bytes) -> Any:
         ) from None
 
 
+def whole_param(name: str, raw: str | None, *, default: int, low: int, high: int) -> int:
+    """A whole-number query parameter within [low, high]; 422 naming it otherwise."""
+    if raw is None or raw == "":
+        return default
+    value = int(raw) if raw.isdigit() else low - 1
+    if not low <= value <= high:
+        message = f"must be a whole number from {low} to {high}"
+        raise validation_failed([FieldError(field=name, message=message)])
+    return value
+
+
 def page_limit(raw: str | None) -> int:
     """The `limit` query parameter: 1..MAX_LIMIT, DEFAULT_LIMIT when absent."""
-    if raw is None or raw == "":
-        return DEFAULT_LIMIT
-    try:
-        limit = int(raw)
-    except ValueError:
-        limit = 0
-    if not 1 <= limit <= MAX_LIMIT:
-        message = f"must be a whole number from 1 to {MAX_LIMIT}"
-        raise validation_failed([FieldError(field="limit", message=message)])
-    return limit
+    return whole_param("limit", raw, default=DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
 
 
 def encode_cursor(position: int) -> str:

@@ -11,10 +11,11 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aio_pika
 import httpx
 import pytest
 
@@ -173,3 +174,137 @@ class ScriptedPeer:
             pass
         finally:
             writer.close()
+
+
+AMQP_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    body: bytes
+    message_id: str | None
+    type: str | None
+    content_type: str | None
+    correlation_id: str | None
+    persistent: bool
+    position: int
+
+
+@dataclass
+class Topology:
+    """An exchange and a queue bound to it (`order.#`), named uniquely for this test run."""
+
+    exchange: str
+    queue: str
+
+    @classmethod
+    async def declare(cls, purpose: str, *, bound: bool = True) -> Topology:
+        """The exchange, and unless `bound` is False, the queue bound to it."""
+        name = f"t{RUN_ID}.{purpose}.{uuid.uuid4().hex[:6]}"
+        topology = cls(exchange=f"{name}.orders", queue=f"{name}.q")
+        async with await aio_pika.connect(AMQP_URL) as connection:
+            channel = await connection.channel()
+            await channel.declare_exchange(
+                topology.exchange, aio_pika.ExchangeType.TOPIC, durable=True
+            )
+        if bound:
+            await topology.bind()
+        return topology
+
+    async def bind(self) -> None:
+        async with await aio_pika.connect(AMQP_URL) as connection:
+            channel = await connection.channel()
+            queue = await channel.declare_queue(self.queue, durable=True)
+            await queue.bind(self.exchange, "order.#")
+
+    async def delete(self) -> None:
+        async with await aio_pika.connect(AMQP_URL) as connection:
+            channel = await connection.channel()
+            await channel.queue_delete(self.queue)
+            await channel.exchange_delete(self.exchange)
+
+    async def collect(
+        self, until: Callable[[list[Delivery]], bool], within: float = 30.0
+    ) -> list[Delivery]:
+        """Consume (and ack) messages until `until(received)` holds; fail after `within` s."""
+        received: list[Delivery] = []
+        async with await aio_pika.connect(AMQP_URL) as connection:
+            channel = await connection.channel()
+            await channel.set_qos(prefetch_count=500)
+            queue = await channel.get_queue(self.queue)
+            async with asyncio.timeout(within), queue.iterator() as messages:
+                if until(received):
+                    return received
+                async for message in messages:
+                    await message.ack()
+                    received.append(delivery(message))
+                    if until(received):
+                        break
+        return received
+
+
+def delivery(message: aio_pika.abc.AbstractIncomingMessage) -> Delivery:
+    return Delivery(
+        body=message.body,
+        message_id=message.message_id,
+        type=message.type,
+        content_type=message.content_type,
+        correlation_id=message.correlation_id,
+        persistent=message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT,
+        position=int(message.headers["position"]),  # type: ignore[arg-type]
+    )
+
+
+def positions(deliveries: list[Delivery]) -> list[int]:
+    return [d.position for d in deliveries]
+
+
+@dataclass
+class RelayProcess:
+    """`ordersystem relay` as a real process, so a test can kill -9 it."""
+
+    env: Mapping[str, str]
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> RelayProcess:
+        argv = [sys.executable, "-m", "ordersystem", "relay"]
+        self.process = subprocess.Popen(argv, env={**os.environ, **self.env}, cwd=ROOT)
+        return self
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()  # SIGKILL: no goodbye, no cleanup
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+async def eventually(
+    condition: Callable[[], Awaitable[bool] | bool], within: float = 10.0, what: str = ""
+) -> None:
+    """Wait (bounded) for a condition that has no signal of its own to await."""
+    deadline = time.monotonic() + within
+    while True:
+        result = condition()
+        if result if isinstance(result, bool) else await result:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not within {within}s: {what or condition}")
+        await asyncio.sleep(0.01)
+
+
+async def rabbitmqctl(*args: str) -> None:
+    """Drive the local broker (fault tests stop and start it, and always start it again)."""
+    process = await asyncio.create_subprocess_exec(
+        "rabbitmqctl", *args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    _, errors = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"rabbitmqctl {' '.join(args)}: {errors.decode()}")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import psycopg
 import pytest
 
 from servicekit.postgres import PostgresSettings
-from tests.support import Databases, ServiceProcess
+from tests.support import Databases, RelayProcess, ServiceProcess, Topology
 
 pytestmark = pytest.mark.e2e
 
@@ -19,6 +19,8 @@ class System:
     customers: ServiceProcess
     orders: ServiceProcess
     orders_db: PostgresSettings
+    topology: Topology | None = None
+    relay: RelayProcess | None = None
 
     def stored_events(self) -> int:
         with psycopg.connect(self.orders_db.conninfo()) as conn:
@@ -46,8 +48,14 @@ def start_system(databases: Databases) -> System:
 
 
 @pytest.fixture(scope="session")
-def system(databases: Databases) -> Iterator[System]:
+async def system(databases: Databases, rabbitmq_up: None) -> AsyncIterator[System]:
     running = start_system(databases)
+    running.topology = await Topology.declare("e2e")
+    running.relay = RelayProcess(
+        {"ORDERS_DB": running.orders_db.dbname, "ORDERS_EXCHANGE": running.topology.exchange}
+    ).start()
     yield running
+    running.relay.stop()
     running.orders.stop()
     running.customers.stop()
+    await running.topology.delete()

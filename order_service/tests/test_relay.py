@@ -1,0 +1,143 @@
+"""The relay with a real Postgres and RabbitMQ, in-process: the envelope contract end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
+
+import aio_pika
+import pytest
+
+from contracts.codec import decode, encode
+from order_service.application import Orders, PlaceOrder
+from order_service.relay import event_log, relay_settings
+from order_service.settings import Settings
+from servicekit.relay import Relay, relay_lag
+from tests.support import AMQP_URL, Databases, Topology, eventually, positions
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("rabbitmq_up")]
+
+
+@pytest.fixture
+def settings(databases: Databases) -> Settings:
+    return Settings(postgres=databases.fresh("relay"), relay_page_size=20)
+
+
+@pytest.fixture
+def orders(settings: Settings) -> Iterator[Orders]:
+    app = Orders(env=settings.eventsourcing_env())
+    yield app
+    app.close()
+
+
+@pytest.fixture
+async def topology() -> AsyncIterator[Topology]:
+    declared = await Topology.declare("relay")
+    yield declared
+    await declared.delete()
+
+
+def relay_for(settings: Settings, orders: Orders, topology: Topology) -> Relay:
+    to_topology = dataclasses.replace(settings, exchange=topology.exchange)
+    return Relay(event_log(orders), relay_settings(to_topology, orders))
+
+
+@pytest.fixture
+async def relay(settings: Settings, orders: Orders, topology: Topology) -> AsyncIterator[Relay]:
+    configured = relay_for(settings, orders, topology)
+    stopping = asyncio.Event()
+    running = asyncio.create_task(configured.run(stopping))
+    yield configured
+    stopping.set()
+    await running
+
+
+def place(orders: Orders, count: int, customer_id: int = 1) -> list[str]:
+    ids = []
+    for n in range(count):
+        command = PlaceOrder(
+            customer_id=customer_id, product_name=f"item {n}", quantity=n + 1, price=Decimal("1.25")
+        )
+        ids.append(str(orders.place(command, correlation_id=f"req-{n}").order.id))
+    return ids
+
+
+async def test_every_placed_order_becomes_one_order_created_message_in_order(
+    orders: Orders, relay: Relay, topology: Topology
+) -> None:
+    placed = place(orders, 30)
+
+    received = await topology.collect(lambda got: len(got) >= 30)
+    await eventually(lambda: relay.position == received[-1].position, what="relay stored")
+
+    envelopes = [decode(d.body) for d in received]
+    assert [str(e.data.order_id) for e in envelopes] == placed  # type: ignore[attr-defined]
+    assert positions(received) == sorted(set(positions(received)))
+    assert [e.previous_position for e in envelopes] == [None, *positions(received)[:-1]]
+    assert {(d.type, d.content_type, d.persistent) for d in received} == {
+        ("order.created", "application/json", True)
+    }
+    assert [d.message_id for d in received] == [str(e.id) for e in envelopes]
+    assert [d.correlation_id for d in received] == [f"req-{n}" for n in range(30)]
+    assert await queued(topology) == 0  # and nothing more than one per order
+
+
+async def test_the_feed_serves_the_very_envelopes_that_were_published(
+    orders: Orders, relay: Relay, topology: Topology
+) -> None:
+    place(orders, 25)
+    received = await topology.collect(lambda got: len(got) >= 25)
+
+    log = event_log(orders)
+    feed = log.read(after=0, limit=10) + log.read(after=10, limit=100)
+
+    assert [encode(e) for e in feed] == [d.body for d in received]
+
+
+async def test_the_feed_chains_from_the_last_position_before_a_page(orders: Orders) -> None:
+    place(orders, 5)
+
+    page = event_log(orders).read(after=3, limit=10)
+
+    assert [(e.previous_position, e.position) for e in page] == [(3, 4), (4, 5)]
+
+
+async def test_readiness_reports_the_relays_lag(
+    settings: Settings, orders: Orders, relay: Relay, topology: Topology
+) -> None:
+    place(orders, 10)
+    await topology.collect(lambda got: len(got) >= 10)
+    await eventually(lambda: relay.position == 10, what="relay stored 10")
+
+    lag = relay_lag(event_log(orders), settings.postgres.conninfo(), "orders")
+
+    assert lag == {"published_position": 10, "lag": 0}
+
+
+async def test_an_unroutable_message_holds_the_relay_until_a_queue_is_bound(
+    settings: Settings, orders: Orders
+) -> None:
+    topology = await Topology.declare("unroutable", bound=False)
+    lonely = relay_for(settings, orders, topology)
+    stopping = asyncio.Event()
+    running = asyncio.create_task(lonely.run(stopping))
+    place(orders, 3)
+    await eventually(lambda: lonely.failures >= 1, what="the relay to meet the unroutable message")
+    assert lonely.position == 0  # nothing confirmed, nothing stored
+
+    await topology.bind()
+    received = await topology.collect(lambda got: len(got) >= 3)
+
+    assert positions(received) == [1, 2, 3]
+    stopping.set()
+    await running
+    await topology.delete()
+
+
+async def queued(topology: Topology) -> int:
+    async with await aio_pika.connect(AMQP_URL) as connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(topology.queue, passive=True)
+        return queue.declaration_result.message_count or 0
