@@ -16,8 +16,10 @@ from litestar.params import FromPath, Parameter
 from psycopg_pool import AsyncConnectionPool
 
 from contracts.customers import CustomerV1
+from customer_service.projector import projection_health
 from customer_service.settings import Settings
 from customer_service.store import CustomerStore, migrate, seed
+from projections.feed import FeedClient
 from servicekit.health import health_handlers
 from servicekit.http import (
     cursor_param,
@@ -138,24 +140,25 @@ def create_app(settings: Settings) -> Litestar:
         )
         await pool.open(wait=False)
         app.state.customers = CustomerStore(pool)
+        app.state.feed = FeedClient(settings.order_service_url, timeout=1.5)
         try:
             yield
         finally:
+            await app.state.feed.aclose()
             await pool.close()
 
     async def database() -> None:
         await CustomerStore.ping(app.state.customers)
+
+    async def orders_count() -> dict[str, Any]:
+        return await projection_health(settings, app.state.feed)
 
     app = Litestar(
         route_handlers=[
             get_customer,
             list_customers,
             create_customer,
-            *health_handlers(
-                {
-                    "postgres": database,
-                }
-            ),
+            *health_handlers({"postgres": database, "orders_count_projection": orders_count}),
         ],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,

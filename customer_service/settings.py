@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from servicekit.env import env_int, env_str
+from contracts.events import ORDERS_EXCHANGE
+from servicekit.env import env_float, env_int, env_str
 from servicekit.postgres import PostgresSettings
 
 
@@ -15,6 +16,13 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 3002
     db_pool_size: int = 10
+    order_service_url: str = "http://127.0.0.1:3001"  # its event feed heals gaps
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    exchange: str = ORDERS_EXCHANGE
+    projection_queue: str = "customers.orders-count"
+    projection_batch_size: int = 500
+    projection_stall_after: float = 30.0
+    projection_catch_up_interval: float = 2.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -23,4 +31,11 @@ class Settings:
             host=env_str(env, "CUSTOMER_API_HOST", "127.0.0.1"),
             port=env_int(env, "CUSTOMER_API_PORT", 3002),
             db_pool_size=env_int(env, "CUSTOMER_DB_POOL_SIZE", 10),
+            order_service_url=env_str(env, "ORDER_SERVICE_URL", "http://127.0.0.1:3001"),
+            amqp_url=env_str(env, "RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/"),
+            exchange=env_str(env, "ORDERS_EXCHANGE", ORDERS_EXCHANGE),
+            projection_queue=env_str(env, "PROJECTION_QUEUE", "customers.orders-count"),
+            projection_batch_size=env_int(env, "PROJECTION_BATCH_SIZE", 500),
+            projection_stall_after=env_float(env, "PROJECTION_STALL_AFTER", 30.0),
+            projection_catch_up_interval=env_float(env, "PROJECTION_CATCH_UP_INTERVAL", 2.0),
         )

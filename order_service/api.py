@@ -250,7 +250,8 @@ async def list_events(
     start = whole_param("after", after, default=0, low=0, high=2**63 - 1)
     size = whole_param("limit", limit, default=FEED_DEFAULT, low=1, high=FEED_MAX)
     page = await call(state.event_log.read, after=start, limit=size)
-    headers = {}
+    last = await call(state.event_log.last_position)
+    headers = {"X-Last-Position": str(last or 0)}
     if len(page) == size:  # there may be more: link the page after this one
         query = urlencode({"after": page[-1].position, "limit": size})
         headers["Link"] = f'<{request.url.path}?{query}>; rel="next"'

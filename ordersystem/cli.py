@@ -77,6 +77,28 @@ def cmd_catalogue(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_project(args: argparse.Namespace) -> int:
+    from customer_service.projector import run_projector
+    from customer_service.settings import Settings
+
+    asyncio.run(run_projector(Settings.from_env(os.environ), args.projection))
+    return 0
+
+
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    from customer_service.projector import rebuild_command
+    from customer_service.settings import Settings
+
+    return asyncio.run(rebuild_command(Settings.from_env(os.environ), args.projection))
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from customer_service.projector import verify_command
+    from customer_service.settings import Settings
+
+    return asyncio.run(verify_command(Settings.from_env(os.environ), args.projection))
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     if args.service in ("customers", "all"):
         from customer_service.settings import Settings as CustomerSettings
@@ -121,6 +143,7 @@ def cmd_run(_: argparse.Namespace) -> int:
         url = f"http://{host}:{service.port(default_port)}/health/ready"
         processes.append(Process(name, command("serve", name), url))
     processes.append(Process("relay", command("relay")))
+    processes.append(Process("projector", command("project", "orders-count")))
     asyncio.run(supervise(processes))
     return 0
 
@@ -138,7 +161,11 @@ def parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
         return p
 
-    add("run", cmd_run, "start every process (APIs, relay), restart any that dies; Ctrl-C stops")
+    add(
+        "run",
+        cmd_run,
+        "start every process (APIs, relay, projector), restart any that dies; Ctrl-C stops",
+    )
     serve = add("serve", cmd_serve, "serve one HTTP API in the foreground")
     serve.add_argument("service", choices=sorted(SERVICES), help="which API")
     serve.add_argument(
@@ -152,6 +179,27 @@ def parser() -> argparse.ArgumentParser:
         "publish the order event store's log to RabbitMQ (exchange $ORDERS_EXCHANGE), in "
         "order, with confirms; a second instance waits as a hot standby",
     )
+    for name, handler, text in (
+        (
+            "project",
+            cmd_project,
+            "keep a read model up to date from the orders exchange, each event exactly once",
+        ),
+        (
+            "rebuild",
+            cmd_rebuild,
+            "rebuild a read model from the order event feed while the API keeps serving "
+            "the old one; the live projector resumes after it without double counting",
+        ),
+        (
+            "verify",
+            cmd_verify,
+            "recompute a read model from the event feed and compare it with the live one "
+            "at the same position; exit 1 on any drift",
+        ),
+    ):
+        command_parser = add(name, handler, text)
+        command_parser.add_argument("projection", choices=["orders-count"], help="which one")
     catalogue = add(
         "catalogue", cmd_catalogue, "write the event catalogue (JSON Schema per event, examples)"
     )
@@ -171,5 +219,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=os.environ.get("LOG_LEVEL", "INFO").upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
     handler: Handler = args.handler
     return handler(args)

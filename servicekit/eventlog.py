@@ -82,6 +82,10 @@ class EventLog:
         )
         return found[-1].id if found else None
 
+    def last_position(self) -> int | None:
+        """The position of the newest public event; None while there is none."""
+        return self.previous_position(2**63 - 1)
+
     def pending(self, after: int, cap: int = 100_000) -> int:
         """How many public events lie after `after` (counted up to `cap`)."""
         if isinstance(self.recorder, PostgresApplicationRecorder):

@@ -13,12 +13,15 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 import aio_pika
 import httpx
 import pytest
 
+from order_service.application import Orders
+from order_service.domain import Order
 from ordersystem.preflight import Finding
 from servicekit.postgres import PostgresSettings, drop_database, ensure_database
 
@@ -218,10 +221,18 @@ class Topology:
             await queue.bind(self.exchange, "order.#")
 
     async def delete(self) -> None:
+        await self.delete_queues()
+        async with await aio_pika.connect(AMQP_URL) as connection:
+            channel = await connection.channel()
+            await channel.exchange_delete(self.exchange)
+
+    async def delete_queues(self) -> None:
+        """The queue, and a dead-letter exchange and queue a projector may have declared."""
         async with await aio_pika.connect(AMQP_URL) as connection:
             channel = await connection.channel()
             await channel.queue_delete(self.queue)
-            await channel.exchange_delete(self.exchange)
+            await channel.queue_delete(f"{self.queue}.dlq")
+            await channel.exchange_delete(f"{self.queue}.dlx")
 
     async def collect(
         self, until: Callable[[list[Delivery]], bool], within: float = 30.0
@@ -260,14 +271,18 @@ def positions(deliveries: list[Delivery]) -> list[int]:
 
 
 @dataclass
-class RelayProcess:
-    """`ordersystem relay` as a real process, so a test can kill -9 it."""
+class Worker:
+    """A worker process of ours (`ordersystem relay`, `ordersystem project ...`).
 
+    Real processes, so a test can kill -9 them.
+    """
+
+    command: tuple[str, ...]
     env: Mapping[str, str]
     process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> RelayProcess:
-        argv = [sys.executable, "-m", "ordersystem", "relay"]
+    def start(self) -> Worker:
+        argv = [sys.executable, "-m", "ordersystem", *self.command]
         self.process = subprocess.Popen(argv, env={**os.environ, **self.env}, cwd=ROOT)
         return self
 
@@ -284,6 +299,14 @@ class RelayProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def relay_process(env: Mapping[str, str]) -> Worker:
+    return Worker(("relay",), env)
+
+
+def projector_process(env: Mapping[str, str]) -> Worker:
+    return Worker(("project", "orders-count"), env)
 
 
 async def eventually(
@@ -308,3 +331,45 @@ async def rabbitmqctl(*args: str) -> None:
     _, errors = await process.communicate()
     if process.returncode != 0:
         raise RuntimeError(f"rabbitmqctl {' '.join(args)}: {errors.decode()}")
+
+
+async def publish_raw(
+    exchange: str, body: bytes, routing_key: str, headers: dict[str, int | str] | None = None
+) -> None:
+    """Put a message on an exchange as anyone could: copies, garbage, strangers' events."""
+    async with await aio_pika.connect(AMQP_URL) as connection:
+        channel = await connection.channel(publisher_confirms=True)
+        target = await channel.get_exchange(exchange)
+        message = aio_pika.Message(
+            body, headers=dict(headers or {}), content_type="application/json"
+        )
+        await target.publish(message, routing_key=routing_key)
+
+
+async def drain(queue: str) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    """Every message waiting in a queue (acknowledged), without waiting for new ones."""
+    taken = []
+    async with await aio_pika.connect(AMQP_URL) as connection:
+        channel = await connection.channel()
+        source = await channel.get_queue(queue)
+        while (message := await source.get(fail=False)) is not None:
+            await message.ack()
+            taken.append(message)
+    return taken
+
+
+def fill_orders(orders: Orders, count: int) -> list[int]:
+    """Store `count` orders quickly (200 per transaction, customers 1..5); every position."""
+    for start in range(0, count, 200):
+        batch = [
+            Order.place(
+                order_id=uuid.uuid4(),
+                customer_id=1 + n % 5,
+                product_name="load",
+                quantity=1,
+                price=Decimal("1.00"),
+            )
+            for n in range(start, min(start + 200, count))
+        ]
+        orders.save_orders(*batch)
+    return [n.id for n in orders.recorder.select_notifications(start=1, limit=10**7)]

@@ -1,15 +1,23 @@
-"""Both services as real processes on free ports, each with databases of its own."""
+"""The whole system as real processes on free ports, with databases, exchange and queues."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psycopg
 import pytest
 
 from servicekit.postgres import PostgresSettings
-from tests.support import Databases, RelayProcess, ServiceProcess, Topology
+from tests.support import (
+    RUN_ID,
+    Databases,
+    ServiceProcess,
+    Topology,
+    Worker,
+    projector_process,
+    relay_process,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -19,8 +27,11 @@ class System:
     customers: ServiceProcess
     orders: ServiceProcess
     orders_db: PostgresSettings
-    topology: Topology | None = None
-    relay: RelayProcess | None = None
+    customers_db: PostgresSettings
+    exchange: str
+    projection_queue: str
+    topology: Topology | None = None  # a test queue bound to the exchange, for inspection
+    workers: dict[str, Worker] = field(default_factory=dict)
 
     def stored_events(self) -> int:
         with psycopg.connect(self.orders_db.conninfo()) as conn:
@@ -28,34 +39,53 @@ class System:
             assert row is not None
             return int(row[0])
 
+    def projector_env(self) -> dict[str, str]:
+        return {
+            "CUSTOMERS_DB": self.customers_db.dbname,
+            "ORDER_SERVICE_URL": self.orders.url,
+            "ORDERS_EXCHANGE": self.exchange,
+            "PROJECTION_QUEUE": self.projection_queue,
+        }
 
-def start_system(databases: Databases) -> System:
+    def stop(self) -> None:
+        for worker in self.workers.values():
+            worker.stop()
+        self.orders.stop()
+        self.customers.stop()
+
+
+def start_system(databases: Databases, *, exchange: str = "", workers: bool = False) -> System:
+    """Both APIs (and with `workers`, the relay and the projector) on free ports."""
     customers_db, orders_db = databases.fresh("customers"), databases.fresh("orders")
-    customers = ServiceProcess("customers", {"CUSTOMERS_DB": customers_db.dbname}).start()
+    exchange = exchange or f"t{RUN_ID}.{orders_db.dbname}.orders"
+    customers = ServiceProcess("customers", {})
+    orders = ServiceProcess("orders", {})
+    system = System(customers, orders, orders_db, customers_db, exchange, f"{exchange}.count")
+    customers.env = {**system.projector_env()}
+    orders.env = {
+        "ORDERS_DB": orders_db.dbname,
+        "CUSTOMER_SERVICE_URL": customers.url,
+        "CUSTOMER_BREAKER_RESET_AFTER": "1",
+        "ORDERS_EXCHANGE": exchange,
+    }
     try:
-        orders = ServiceProcess(
-            "orders",
-            {
-                "ORDERS_DB": orders_db.dbname,
-                "CUSTOMER_SERVICE_URL": customers.url,
-                "CUSTOMER_BREAKER_RESET_AFTER": "1",
-            },
-        ).start()
+        customers.start()
+        orders.start()
+        if workers:
+            system.workers["relay"] = relay_process(orders.env).start()
+            system.workers["projector"] = projector_process(system.projector_env()).start()
     except BaseException:
-        customers.stop()
+        system.stop()
         raise
-    return System(customers, orders, orders_db)
+    return system
 
 
 @pytest.fixture(scope="session")
 async def system(databases: Databases, rabbitmq_up: None) -> AsyncIterator[System]:
-    running = start_system(databases)
-    running.topology = await Topology.declare("e2e")
-    running.relay = RelayProcess(
-        {"ORDERS_DB": running.orders_db.dbname, "ORDERS_EXCHANGE": running.topology.exchange}
-    ).start()
+    topology = await Topology.declare("e2e")
+    running = start_system(databases, exchange=topology.exchange, workers=True)
+    running.topology = topology
     yield running
-    running.relay.stop()
-    running.orders.stop()
-    running.customers.stop()
-    await running.topology.delete()
+    running.stop()
+    await topology.delete()
+    await Topology(exchange="", queue=running.projection_queue).delete_queues()

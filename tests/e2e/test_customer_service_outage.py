@@ -20,8 +20,7 @@ ORDER = {"customer_id": 2, "product_name": "Widget", "quantity": 1, "price": "5.
 def own_system(databases: Databases) -> Iterator[System]:
     running = start_system(databases)
     yield running
-    running.orders.stop()
-    running.customers.stop()
+    running.stop()
 
 
 def place(system: System) -> httpx.Response:

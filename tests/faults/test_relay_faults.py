@@ -3,25 +3,23 @@
 from __future__ import annotations
 
 import time
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
-from decimal import Decimal
 
 import psycopg
 import pytest
 
 from order_service.application import Orders
-from order_service.domain import Order
 from servicekit.postgres import PostgresSettings
 from tests.support import (
     Databases,
     Delivery,
-    RelayProcess,
     Topology,
     eventually,
+    fill_orders,
     positions,
     rabbitmqctl,
+    relay_process,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("rabbitmq_up")]
@@ -46,23 +44,6 @@ async def topology() -> AsyncIterator[Topology]:
     declared = await Topology.declare("faults")
     yield declared
     await declared.delete()
-
-
-def fill(orders: Orders, count: int) -> list[int]:
-    """Store `count` orders quickly (many per transaction); their positions."""
-    for start in range(0, count, 200):
-        batch = [
-            Order.place(
-                order_id=uuid.uuid4(),
-                customer_id=1 + n % 5,
-                product_name="load",
-                quantity=1,
-                price=Decimal("1.00"),
-            )
-            for n in range(start, min(start + 200, count))
-        ]
-        orders.save_orders(*batch)
-    return [n.id for n in orders.recorder.select_notifications(start=1, limit=10**6)]
 
 
 def relay_env(database: PostgresSettings, topology: Topology) -> dict[str, str]:
@@ -92,13 +73,13 @@ def everything(expected: list[int]) -> Callable[[list[Delivery]], bool]:
 async def test_kill_9_mid_stream_loses_nothing_and_repeats_only_the_unconfirmed_tail(
     database: PostgresSettings, orders: Orders, topology: Topology
 ) -> None:
-    expected = fill(orders, 2000)
-    first = RelayProcess(relay_env(database, topology)).start()
+    expected = fill_orders(orders, 2000)
+    first = relay_process(relay_env(database, topology)).start()
     await eventually(lambda: stored_position(database) >= 300, within=30, what="300 published")
 
     first.kill()
     at_kill = stored_position(database)
-    second = RelayProcess(relay_env(database, topology)).start()
+    second = relay_process(relay_env(database, topology)).start()
     try:
         received = await topology.collect(everything(expected), within=60)
     finally:
@@ -115,9 +96,9 @@ async def test_kill_9_mid_stream_loses_nothing_and_repeats_only_the_unconfirmed_
 async def test_two_relays_at_once_publish_each_event_once_in_order(
     database: PostgresSettings, orders: Orders, topology: Topology
 ) -> None:
-    relays = [RelayProcess(relay_env(database, topology)).start() for _ in range(2)]
+    relays = [relay_process(relay_env(database, topology)).start() for _ in range(2)]
     try:
-        expected = fill(orders, 1000)
+        expected = fill_orders(orders, 1000)
         received = await topology.collect(everything(expected), within=60)
     finally:
         for relay in relays:
@@ -129,14 +110,14 @@ async def test_two_relays_at_once_publish_each_event_once_in_order(
 async def test_a_standby_takes_over_within_5_seconds_of_the_leaders_death(
     database: PostgresSettings, orders: Orders, topology: Topology
 ) -> None:
-    leader = RelayProcess(relay_env(database, topology)).start()
-    first = fill(orders, 10)
+    leader = relay_process(relay_env(database, topology)).start()
+    first = fill_orders(orders, 10)
     await topology.collect(everything(first))
-    standby = RelayProcess(relay_env(database, topology)).start()
+    standby = relay_process(relay_env(database, topology)).start()
     try:
         leader.kill()
         died = time.monotonic()
-        later = [p for p in fill(orders, 20) if p > first[-1]]
+        later = [p for p in fill_orders(orders, 20) if p > first[-1]]
 
         received = await topology.collect(everything(later), within=15)
         taken_over_in = time.monotonic() - died
@@ -150,13 +131,13 @@ async def test_a_standby_takes_over_within_5_seconds_of_the_leaders_death(
 async def test_everything_arrives_after_rabbitmq_restarts_mid_stream(
     database: PostgresSettings, orders: Orders, topology: Topology
 ) -> None:
-    fill(orders, 2000)
-    relay = RelayProcess(relay_env(database, topology)).start()
+    fill_orders(orders, 2000)
+    relay = relay_process(relay_env(database, topology)).start()
     try:
         await eventually(lambda: stored_position(database) >= 300, within=30, what="300 out")
         await rabbitmqctl("stop_app")
         try:
-            expected = fill(orders, 500)  # the stream goes on while the broker is down
+            expected = fill_orders(orders, 500)  # the stream goes on while the broker is down
         finally:
             await rabbitmqctl("start_app")
         received = await topology.collect(everything(expected), within=90)

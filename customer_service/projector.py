@@ -1,0 +1,97 @@
+"""The orders_count projection, wired to the customers database: run, rebuild, verify."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+
+from customer_service.settings import Settings
+from customer_service.store import migrate
+from projections.feed import FeedClient
+from projections.orders_count import OrdersCount
+from projections.progress import Progress
+from projections.projector import Projector, ProjectorSettings
+from projections.rebuild import rebuild, verify
+from projections.tracking import status
+
+PROJECTIONS = {"orders-count": OrdersCount}
+
+
+def projector_settings(settings: Settings) -> ProjectorSettings:
+    return ProjectorSettings(
+        conninfo=settings.postgres.conninfo(),
+        amqp_url=settings.amqp_url,
+        exchange=settings.exchange,
+        queue=settings.projection_queue,
+        batch_size=settings.projection_batch_size,
+        catch_up_interval=settings.projection_catch_up_interval,
+    )
+
+
+async def run_projector(settings: Settings, which: str) -> None:
+    """Project until SIGINT or SIGTERM."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    await asyncio.to_thread(migrate, settings.postgres)
+    feed = FeedClient(settings.order_service_url)
+    try:
+        await Projector(PROJECTIONS[which](), projector_settings(settings), feed).run(stopping)
+    finally:
+        await feed.aclose()
+
+
+async def rebuild_command(settings: Settings, which: str) -> int:
+    projection = PROJECTIONS[which]()
+    await asyncio.to_thread(migrate, settings.postgres)
+    feed = FeedClient(settings.order_service_url, page_size=5000)
+    progress = Progress(f"rebuild {which}")
+    try:
+        position = await rebuild(settings.postgres.conninfo(), projection, feed, progress)
+    finally:
+        await feed.aclose()
+    print(progress.summary(f"rebuilt {which} up to position {position}"))
+    return 0
+
+
+async def verify_command(settings: Settings, which: str) -> int:
+    projection = PROJECTIONS[which]()
+    feed = FeedClient(settings.order_service_url, page_size=5000)
+    progress = Progress(f"verify {which}")
+    try:
+        position, differences = await verify(
+            settings.postgres.conninfo(), projection, feed, progress
+        )
+    finally:
+        await feed.aclose()
+    for d in differences:
+        print(f"DRIFT {d.table} {d.key}: live {d.live}, recomputed {d.expected}", file=sys.stderr)
+    verdict = f"{len(differences)} difference(s)" if differences else "exact"
+    print(progress.summary(f"verified {which} at position {position}: {verdict}"))
+    return 1 if differences else 0
+
+
+async def projection_health(settings: Settings, feed: FeedClient) -> dict[str, Any]:
+    """Position, lag and counters; raises (readiness 503) when the projection is stalled."""
+    async with await psycopg.AsyncConnection.connect(settings.postgres.conninfo()) as db:
+        found = await status(db, OrdersCount.name)
+    position = int(found["position"]) if found else 0
+    try:
+        behind = len(await feed.page(position, limit=1000))
+    except Exception:  # the order service is down: nothing to compare with, not our failure
+        return {**(found or {}), "lag": None}
+    report = {**(found or {}), "lag": f"{behind}+" if behind == 1000 else behind}
+    idle_for = (
+        (datetime.now(UTC) - datetime.fromisoformat(found["updated_at"])).total_seconds()
+        if found
+        else float("inf")
+    )
+    if behind and idle_for > settings.projection_stall_after:
+        raise RuntimeError(f"stalled: {behind} event(s) behind for {idle_for:.0f} s")
+    return report

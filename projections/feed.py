@@ -1,0 +1,54 @@
+"""The order service's event feed, read over HTTP: catch-up, gap healing, rebuild and verify."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+
+from contracts.codec import ContractError, decode_feed
+from projections.sequencer import Event
+
+HEAD_HEADER = "X-Last-Position"  # the order service says where its feed ends
+
+
+class FeedUnavailableError(RuntimeError):
+    pass
+
+
+class FeedClient:
+    def __init__(self, base_url: str, *, page_size: int = 1000, timeout: float = 10.0) -> None:
+        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout)
+        self.page_size = page_size
+        self.head: int | None = None  # the feed's last position, as of the latest page
+
+    async def page(self, after: int, limit: int | None = None) -> list[Event]:
+        params = {"after": after, "limit": limit or self.page_size}
+        try:
+            response = await self._http.get("/api/v1/events", params=params)
+            response.raise_for_status()
+            if head := response.headers.get(HEAD_HEADER):
+                self.head = int(head)
+            return decode_feed(response.content)
+        except (httpx.HTTPError, ContractError, ValueError) as exc:
+            raise FeedUnavailableError(f"event feed: {type(exc).__name__}: {exc}") from None
+
+    async def pages(self, after: int, upto: int | None = None) -> AsyncIterator[list[Event]]:
+        """Pages after `after`, until the end of the feed or past `upto`."""
+        while True:
+            page = await self.page(after)
+            if upto is not None:
+                page = [e for e in page if e.position <= upto]
+            if not page:
+                return
+            yield page
+            after = page[-1].position
+            if upto is not None and after >= upto:
+                return
+
+    async def fetch(self, after: int, upto: int) -> list[Event]:
+        """Every envelope with after < position <= upto (the sequencer's gap filler)."""
+        return [event async for page in self.pages(after, upto) for event in page]
+
+    async def aclose(self) -> None:
+        await self._http.aclose()

@@ -1,0 +1,258 @@
+"""The projector: a queue of its own, batches applied exactly once, poison set aside.
+
+Each batch is one transaction: take the projection's lock, read its position, drop
+duplicates, fill gaps from the feed, apply, store the new position; only then are the
+messages acknowledged (one ack for the batch). A crash anywhere before the commit leaves the
+messages unacknowledged and the position unchanged, so they are simply delivered again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aio_pika
+import psycopg
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage, AbstractQueue
+
+from contracts.codec import ContractError, decode
+from contracts.events import ORDER_EVENTS_BINDING
+from projections.feed import FeedClient, FeedUnavailableError
+from projections.projection import Projection
+from projections.sequencer import Event, Hole, Outcome, sequence
+from projections.tracking import advance, ensure_tracking, lock_position
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProjectorSettings:
+    conninfo: str  # the read model's database
+    amqp_url: str
+    exchange: str
+    queue: str  # durable quorum queue of its own; `<queue>.dlq` holds poison messages
+    binding: str = ORDER_EVENTS_BINDING  # the whole stream: the gap check needs every position
+    batch_size: int = 500
+    linger: float = 0.02  # how long a batch waits for more messages once one arrived
+    prefetch: int = 1000
+    catch_up_interval: float = 2.0  # when idle, look at the feed this often
+    max_backoff: float = 5.0
+
+
+@dataclass
+class Stats:
+    applied: int = 0
+    duplicates: int = 0
+    healed: int = 0
+    poisoned: int = 0
+    batches: int = 0
+
+    def add(self, outcome: Outcome, poisoned: int = 0) -> None:
+        self.applied += len(outcome.apply)
+        self.duplicates += outcome.duplicates
+        self.healed += outcome.healed
+        self.poisoned += poisoned
+        self.batches += 1
+
+
+@dataclass(frozen=True)
+class Poison:
+    message: AbstractIncomingMessage
+    reason: str
+
+
+def known_position(message: AbstractIncomingMessage) -> int | None:
+    raw = (message.headers or {}).get("position")
+    if isinstance(raw, int) and not isinstance(raw, bool) and raw > 0:
+        return raw
+    return None
+
+
+async def declare_topology(
+    channel: AbstractChannel, settings: ProjectorSettings
+) -> tuple[AbstractQueue, AbstractExchange]:
+    """The queue bound to the stream, and the dead-letter exchange with its queue."""
+    dead_letters = await channel.declare_exchange(
+        f"{settings.queue}.dlx", aio_pika.ExchangeType.FANOUT, durable=True
+    )
+    dlq = await channel.declare_queue(
+        f"{settings.queue}.dlq", durable=True, arguments={"x-queue-type": "quorum"}
+    )
+    await dlq.bind(dead_letters)
+    stream = await channel.declare_exchange(
+        settings.exchange, aio_pika.ExchangeType.TOPIC, durable=True
+    )
+    queue = await channel.declare_queue(
+        settings.queue,
+        durable=True,
+        arguments={"x-queue-type": "quorum", "x-dead-letter-exchange": dead_letters.name},
+    )
+    await queue.bind(stream, settings.binding)
+    return queue, dead_letters
+
+
+class Projector:
+    def __init__(self, projection: Projection, settings: ProjectorSettings, feed: FeedClient):
+        self.projection = projection
+        self.settings = settings
+        self.feed = feed
+        self.stats = Stats()
+        self.failures = 0
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Project until `stopping` is set; back off and start again on any failure."""
+        backoff = 0.5
+        while not stopping.is_set():
+            started = time.monotonic()
+            try:
+                await self._project(stopping)
+            except Exception as exc:  # broker, database or feed trouble: start again
+                self.failures += 1
+                log.warning("projector %s: %s: %s", self.projection.name, type(exc).__name__, exc)
+            if time.monotonic() - started > 30:
+                backoff = 0.5
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), backoff)
+            backoff = min(backoff * 2, self.settings.max_backoff)
+
+    async def _project(self, stopping: asyncio.Event) -> None:
+        conninfo = self.settings.conninfo
+        async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as db:
+            await self.prepare(db)
+            await self._catch_up_if_possible(db)
+            async with await aio_pika.connect(self.settings.amqp_url, timeout=5) as broker:
+                channel = await broker.channel(publisher_confirms=True)
+                await channel.set_qos(prefetch_count=self.settings.prefetch)
+                queue, dead_letters = await declare_topology(channel, self.settings)
+                inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+                await queue.consume(_put(inbox))
+                while not stopping.is_set():
+                    batch = await self._collect(inbox, stopping)
+                    if batch:
+                        await self._flush(db, dead_letters, batch)
+                    else:
+                        await self._catch_up_if_possible(db)
+
+    async def prepare(self, db: psycopg.AsyncConnection[Any]) -> None:
+        await ensure_tracking(db, self.projection.name)
+        await self.projection.create(db.cursor())
+
+    async def _collect(
+        self, inbox: asyncio.Queue[AbstractIncomingMessage], stopping: asyncio.Event
+    ) -> list[AbstractIncomingMessage]:
+        """A batch: the first message (or nothing, after the idle interval), then what follows."""
+        first = asyncio.ensure_future(inbox.get())
+        stopped = asyncio.ensure_future(stopping.wait())
+        await asyncio.wait(
+            {first, stopped},
+            timeout=self.settings.catch_up_interval,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        stopped.cancel()
+        if not first.done():
+            first.cancel()
+            return []
+        batch = [first.result()]
+        deadline = time.monotonic() + self.settings.linger
+        while len(batch) < self.settings.batch_size:
+            if inbox.empty():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    batch.append(await asyncio.wait_for(inbox.get(), remaining))
+                continue
+            batch.append(inbox.get_nowait())
+        return batch
+
+    async def _flush(
+        self,
+        db: psycopg.AsyncConnection[Any],
+        dead_letters: AbstractExchange,
+        batch: list[AbstractIncomingMessage],
+    ) -> None:
+        arrivals: list[Event | Hole] = []
+        poison: list[Poison] = []
+        for message in batch:
+            try:
+                arrivals.append(decode(message.body))
+            except ContractError as exc:
+                poison.append(Poison(message, str(exc)))
+                if (position := known_position(message)) is not None:
+                    arrivals.append(Hole(position))  # its event is fetched from the feed
+        outcome = await self._apply(db, arrivals, poisoned=len(poison))
+        for item in poison:
+            await self._dead_letter(dead_letters, item)
+        await batch[-1].ack(multiple=True)
+        self.stats.add(outcome, len(poison))
+
+    async def _apply(
+        self, db: psycopg.AsyncConnection[Any], arrivals: list[Event | Hole], poisoned: int = 0
+    ) -> Outcome:
+        async with db.transaction():
+            cur = db.cursor()
+            position = await lock_position(cur, self.projection.name)
+            outcome = await sequence(position, arrivals, self.feed.fetch)
+            await self.projection.apply(cur, outcome.apply)
+            await advance(cur, self.projection.name, outcome, poisoned)
+        return outcome
+
+    async def _dead_letter(self, dead_letters: AbstractExchange, poison: Poison) -> None:
+        message = poison.message
+        log.warning(
+            "projector %s: poison message %s (%s) dead-lettered: %s",
+            self.projection.name,
+            message.message_id,
+            message.routing_key,
+            poison.reason,
+        )
+        headers = dict(message.headers or {})
+        headers.update(
+            {"x-poison-reason": poison.reason[:500], "x-original-routing-key": message.routing_key}
+        )
+        await dead_letters.publish(
+            aio_pika.Message(
+                message.body,
+                headers=headers,
+                content_type=message.content_type,
+                message_id=message.message_id,
+                type=message.type,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ),
+            routing_key=message.routing_key or "",
+        )
+
+    async def catch_up(self, db: psycopg.AsyncConnection[Any]) -> int:
+        """Apply whatever the feed has beyond the stored position; how many were applied."""
+        applied = 0
+        while True:
+            async with db.transaction():
+                cur = db.cursor()
+                position = await lock_position(cur, self.projection.name)
+                page = await self.feed.page(position)
+                if not page:
+                    return applied
+                outcome = await sequence(position, page, self.feed.fetch)
+                await self.projection.apply(cur, outcome.apply)
+                await advance(cur, self.projection.name, outcome)
+            self.stats.add(outcome)
+            applied += len(outcome.apply)
+
+    async def _catch_up_if_possible(self, db: psycopg.AsyncConnection[Any]) -> None:
+        """Start-up and idle catch-up: heals a lost tail; an unreachable feed waits."""
+        try:
+            if applied := await self.catch_up(db):
+                log.info("projector %s caught up %d from the feed", self.projection.name, applied)
+        except FeedUnavailableError as exc:
+            log.info("projector %s: feed unavailable for catch-up: %s", self.projection.name, exc)
+
+
+def _put(inbox: asyncio.Queue[AbstractIncomingMessage]) -> Any:
+    async def on_message(message: AbstractIncomingMessage) -> None:
+        inbox.put_nowait(message)
+
+    return on_message
