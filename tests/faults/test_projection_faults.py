@@ -22,6 +22,7 @@ from tests.support import (
     AMQP_URL,
     ROOT,
     Databases,
+    ServiceProcess,
     Topology,
     Worker,
     eventually,
@@ -78,9 +79,11 @@ def orders_per_customer(system: System) -> dict[int, int]:
     return {int(c): int(n) for c, n in rows}
 
 
-def verify(system: System) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ordersystem", "verify", "orders-count"],
+async def cli(system: System, *args: str) -> subprocess.CompletedProcess[str]:
+    """`ordersystem ARGS` against this system's read model (off the event loop)."""
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "ordersystem", *args],
         env={**os.environ, **system.projector_env()},
         cwd=ROOT,
         capture_output=True,
@@ -133,7 +136,7 @@ async def test_kill_9_of_the_projector_mid_batch_then_restart_is_exact(
     assert killed_at < positions[-1], "the projector finished before it could be killed"
     assert counts(system) == orders_per_customer(system)
     assert projection_row(system)["applied"] == len(positions)
-    assert verify(system).returncode == 0
+    assert (await cli(system, "verify", "orders-count")).returncode == 0
 
 
 async def test_lost_and_poisoned_messages_are_healed_from_the_feed(
@@ -190,16 +193,7 @@ async def test_a_rebuild_during_live_traffic_is_exact_and_verify_agrees(
     ]
     try:
         traffic = asyncio.create_task(live_traffic(system, orders_count=200))
-        rebuilt = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "ordersystem", "rebuild", "orders-count"],
-            env={**os.environ, **system.projector_env()},
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        rebuilt = await cli(system, "rebuild", "orders-count")
         created = await traffic
         assert rebuilt.returncode == 0, rebuilt.stderr
         last = fill_orders(orders, 0)[-1]
@@ -211,7 +205,7 @@ async def test_a_rebuild_during_live_traffic_is_exact_and_verify_agrees(
     assert created == 200
     assert "rebuilt orders-count up to position" in rebuilt.stdout
     assert counts(system) == orders_per_customer(system)
-    assert verify(system).returncode == 0
+    assert (await cli(system, "verify", "orders-count")).returncode == 0
 
 
 async def live_traffic(system: System, orders_count: int) -> int:
@@ -232,3 +226,54 @@ async def queue_exists(name: str) -> bool:
         except aio_pika.exceptions.ChannelClosed:
             return False
     return True
+
+
+async def test_verify_names_a_drifted_customer_and_a_rebuild_repairs_it(
+    system: System, orders: Orders
+) -> None:
+    fill_orders(orders, 50)
+    projector = projector_process(system.projector_env()).start()
+    try:
+        await eventually(lambda: queue_exists(system.projection_queue), within=20)
+        await caught_up(system, 50, within=30)
+    finally:
+        projector.stop()
+    with psycopg.connect(system.customers_db.conninfo()) as conn:
+        conn.execute("UPDATE orders_count SET orders_count = 999 WHERE customer_id = 3")
+
+    drifted = await cli(system, "verify", "orders-count")
+    rebuilt = await cli(system, "rebuild", "orders-count")
+
+    assert drifted.returncode == 1
+    assert "DRIFT orders_count customer_id=3" in drifted.stderr
+    assert "1 difference(s)" in drifted.stdout
+    assert rebuilt.returncode == 0
+    assert (await cli(system, "verify", "orders-count")).returncode == 0
+    assert counts(system) == orders_per_customer(system)
+
+
+async def test_readiness_fails_while_the_projection_is_stalled_and_recovers(
+    system: System, orders: Orders
+) -> None:
+    impatient = ServiceProcess(
+        "customers", {**system.projector_env(), "PROJECTION_STALL_AFTER": "0.2"}
+    ).start()
+    try:
+        fill_orders(orders, 5)  # events exist, and no projector is running
+
+        async with httpx.AsyncClient() as client:
+            stalled = await client.get(f"{impatient.url}/health/ready")
+        projector = projector_process(system.projector_env()).start()
+        try:
+            await caught_up(system, 5, within=30)
+            async with httpx.AsyncClient() as client:
+                recovered = await client.get(f"{impatient.url}/health/ready")
+        finally:
+            projector.stop()
+    finally:
+        impatient.stop()
+
+    assert stalled.status_code == 503
+    assert "stalled" in str(stalled.json()["checks"]["orders_count_projection"])
+    assert recovered.status_code == 200
+    assert recovered.json()["checks"]["orders_count_projection"]["lag"] == 0
