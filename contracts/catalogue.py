@@ -17,19 +17,50 @@ from contracts.events import (
     ORDERS_EXCHANGE,
     Envelope,
     IntegrationEvent,
+    OrderCancelledV1,
+    OrderConfirmedV1,
     OrderCreatedV1,
+    OrderDeliveredV1,
+    OrderShippedV1,
 )
 
+ORDER_ID = UUID("3f2b8c1e-7a4d-4e0f-9c55-1d2e3f4a5b6c")
+
+# One example of each event; the golden fixtures in contracts/tests are these, encoded.
 EXAMPLES: dict[type[IntegrationEvent], IntegrationEvent] = {
     OrderCreatedV1: OrderCreatedV1(
-        order_id=UUID("3f2b8c1e-7a4d-4e0f-9c55-1d2e3f4a5b6c"),
+        order_id=ORDER_ID,
         customer_id=1,
         product_name="Widget",
         quantity=3,
         price=Decimal("19.99"),
         status="pending",
+        currency="EUR",
+    ),
+    OrderConfirmedV1: OrderConfirmedV1(
+        order_id=ORDER_ID, from_status="pending", status="confirmed"
+    ),
+    OrderShippedV1: OrderShippedV1(order_id=ORDER_ID, from_status="confirmed", status="shipped"),
+    OrderDeliveredV1: OrderDeliveredV1(
+        order_id=ORDER_ID, from_status="shipped", status="delivered"
+    ),
+    OrderCancelledV1: OrderCancelledV1(
+        order_id=ORDER_ID, from_status="confirmed", status="cancelled", reason="out of stock"
     ),
 }
+
+
+def example(event: type[IntegrationEvent]) -> Envelope[IntegrationEvent]:
+    """The documented example envelope of an event type."""
+    return envelope(
+        EXAMPLES[event],
+        id=UUID("9d7c6b5a-4e3f-5a2b-8c1d-0e9f8a7b6c5d"),
+        position=42,
+        previous_position=41,
+        occurred_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        correlation_id="7b1e2c3d-example",
+    )
+
 
 HEADER = f"""# Event catalogue
 
@@ -51,14 +82,6 @@ defaults; a breaking change is a new `schema_version`, published beside the old 
 
 
 def _section(event: type[IntegrationEvent]) -> str:
-    example = envelope(
-        EXAMPLES[event],
-        id=UUID("9d7c6b5a-4e3f-5a2b-8c1d-0e9f8a7b6c5d"),
-        position=42,
-        previous_position=41,
-        occurred_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
-        correlation_id="7b1e2c3d-example",
-    )
     schema: dict[str, Any] = msgspec.json.schema(Envelope[event])  # type: ignore[valid-type]
     return "\n".join(
         [
@@ -69,7 +92,7 @@ def _section(event: type[IntegrationEvent]) -> str:
             "Example:",
             "",
             "```json",
-            json.dumps(json.loads(encode(example)), indent=2),
+            json.dumps(json.loads(encode(example(event))), indent=2),
             "```",
             "",
             "JSON Schema:",

@@ -30,6 +30,37 @@ class OrderCreatedV1(IntegrationEvent, frozen=True, kw_only=True):
     quantity: int
     price: Decimal
     status: str
+    currency: str = "EUR"  # added later: additive, with the default every older order had
+
+
+class OrderStatusChanged(IntegrationEvent, frozen=True, kw_only=True):
+    """The shape every lifecycle event shares."""
+
+    order_id: UUID
+    from_status: str
+    status: str
+
+
+class OrderConfirmedV1(OrderStatusChanged, frozen=True, kw_only=True):
+    TYPE: ClassVar[str] = "order.confirmed"
+    VERSION: ClassVar[int] = 1
+
+
+class OrderShippedV1(OrderStatusChanged, frozen=True, kw_only=True):
+    TYPE: ClassVar[str] = "order.shipped"
+    VERSION: ClassVar[int] = 1
+
+
+class OrderDeliveredV1(OrderStatusChanged, frozen=True, kw_only=True):
+    TYPE: ClassVar[str] = "order.delivered"
+    VERSION: ClassVar[int] = 1
+
+
+class OrderCancelledV1(OrderStatusChanged, frozen=True, kw_only=True):
+    TYPE: ClassVar[str] = "order.cancelled"
+    VERSION: ClassVar[int] = 1
+
+    reason: str
 
 
 DataT = TypeVar("DataT", bound=IntegrationEvent)
@@ -48,7 +79,19 @@ class Envelope(msgspec.Struct, Generic[DataT], frozen=True, kw_only=True):
     data: DataT
 
 
-EVENT_TYPES: tuple[type[IntegrationEvent], ...] = (OrderCreatedV1,)
+EVENT_TYPES: tuple[type[IntegrationEvent], ...] = (
+    OrderCreatedV1,
+    OrderConfirmedV1,
+    OrderShippedV1,
+    OrderDeliveredV1,
+    OrderCancelledV1,
+)
 
-# Every envelope the order service publishes (a union as more order events join).
-OrderEventEnvelope = Envelope[OrderCreatedV1]
+# Every envelope the order service publishes.
+OrderEventEnvelope = (
+    Envelope[OrderCreatedV1]
+    | Envelope[OrderConfirmedV1]
+    | Envelope[OrderShippedV1]
+    | Envelope[OrderDeliveredV1]
+    | Envelope[OrderCancelledV1]
+)

@@ -8,31 +8,46 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from functools import partial
 from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 from uuid import UUID
 
+import msgspec
 from litestar import Litestar, Request, Response, get, post
 from litestar.datastructures import State
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, Parameter
+from litestar.openapi.spec import Operation
+from litestar.params import FromPath, HeaderParameter, Parameter
 
 from contracts.customers import CustomerV1
 from contracts.events import OrderEventEnvelope
 from order_service.application import (
+    ACTIONS,
+    ConcurrentModificationError,
     IdempotencyKeyReusedError,
     OrderNotFoundError,
     Orders,
+    VersionMismatchError,
 )
 from order_service.customers import (
     CustomerNotFoundError,
     CustomerServiceClient,
     CustomerServiceUnavailableError,
 )
+from order_service.domain import InvalidTransitionError
 from order_service.relay import RELAY_NAME, event_log
-from order_service.requests import IDEMPOTENCY_KEY_MAX, order_body_schema, parse_place_order
+from order_service.requests import (
+    IDEMPOTENCY_KEY_MAX,
+    CancelBody,
+    expected_version,
+    order_body_schema,
+    parse_cancel_reason,
+    parse_place_order,
+)
 from order_service.settings import Settings
 from order_service.views import OrderView
 from servicekit.breaker import CircuitBreaker
@@ -169,6 +184,90 @@ async def create_order(
     )
 
 
+def _transition_handler(action: str) -> HTTPRouteHandler:
+    @post(
+        f"/api/v1/orders/{{order_id:str}}/{action}",
+        operation_id=f"{action}Order",
+        summary=f"{action.capitalize()} an order",
+        tags=["orders"],
+        status_code=200,
+        operation_class=(
+            json_body_operation(msgspec.json.schema(CancelBody), required=False)
+            if action == "cancel"
+            else Operation
+        ),
+        responses={
+            400: problem_spec(MALFORMED),
+            404: problem_spec("No order has this id"),
+            409: problem_spec("The order's status does not allow this (invalid_transition)"),
+            412: problem_spec("If-Match names a version the order is no longer at"),
+            422: problem_spec("A bad cancellation reason"),
+        },
+    )
+    async def transition(
+        order_id: FromPath[str],
+        request: Request[Any, Any, Any],
+        state: State,
+        if_match: Annotated[str | None, HeaderParameter(name="If-Match")] = None,
+    ) -> Response[OrderView]:
+        """Move the order along its lifecycle; 409 when its status does not allow it."""
+        body = await request.body()
+        reason = parse_cancel_reason(decode_json(body) if body.strip() else None)
+        try:
+            view = await call(
+                orders(state).transition,
+                UUID(order_id),
+                action,
+                expected_version=expected_version(if_match),
+                reason=reason,
+                correlation_id=correlation_id(request),
+            )
+        except (ValueError, OrderNotFoundError):
+            raise order_not_found(order_id) from None
+        except InvalidTransitionError as exc:
+            raise ProblemError(409, "invalid_transition", "Not allowed now", str(exc)) from None
+        except ConcurrentModificationError:
+            raise ProblemError(409, "concurrent_modification", "Changed meanwhile; retry") from None
+        except VersionMismatchError as exc:
+            raise ProblemError(
+                412,
+                "precondition_failed",
+                "The order changed since you read it",
+                f"it is at version {exc.current}",
+                headers={"ETag": f'"{exc.current}"'},
+            ) from None
+        return Response(view, headers={"ETag": f'"{view.version}"'})
+
+    return transition
+
+
+TRANSITION_HANDLERS = [_transition_handler(action) for action in ACTIONS]
+
+
+class HistoryItem(msgspec.Struct, frozen=True, kw_only=True):
+    version: int
+    type: str
+    occurred_at: datetime
+    correlation_id: str
+    data: dict[str, Any]
+    status: str  # after this event
+
+
+@get(
+    "/api/v1/orders/{order_id:str}/events",
+    operation_id="getOrderHistory",
+    tags=["orders"],
+    responses={400: problem_spec(MALFORMED), 404: problem_spec("No order has this id")},
+)
+async def order_history(order_id: FromPath[str], state: State) -> list[HistoryItem]:
+    """The order's event stream for auditing: every event in version order."""
+    try:
+        entries = await call(orders(state).history, UUID(order_id))
+    except (ValueError, OrderNotFoundError):
+        raise order_not_found(order_id) from None
+    return [HistoryItem(**vars(entry)) for entry in entries]
+
+
 def _fields(view: OrderView) -> dict[str, Any]:
     return {name: getattr(view, name) for name in view.__struct_fields__}
 
@@ -295,6 +394,8 @@ def create_app(settings: Settings) -> Litestar:
                 list_orders,
                 get_order,
                 list_events,
+                order_history,
+                *TRANSITION_HANDLERS,
                 *health_handlers({"postgres": event_store}, reports={"relay": relay}),
             ],
             lifespan=[lifespan],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 from uuid import UUID
@@ -13,7 +14,7 @@ from eventsourcing.persistence import IntegrityError
 from eventsourcing.popo import POPOFactory
 from eventsourcing.utils import get_topic
 
-from order_service.domain import Order, OrderError, Status
+from order_service.domain import DEFAULT_CURRENCY, Order, OrderError, Status
 from order_service.recorders import (
     InMemoryOrderRecorder,
     OrderSummaries,
@@ -32,6 +33,21 @@ class PlaceOrder:
     quantity: int
     price: Decimal
     status: Status = Status.PENDING
+    currency: str = DEFAULT_CURRENCY
+
+
+ACTIONS = ("confirm", "ship", "deliver", "cancel")
+TRANSITION_ATTEMPTS = 3  # without If-Match, a lost race is retried on the fresh state
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    version: int
+    type: str
+    occurred_at: datetime
+    correlation_id: str
+    data: dict[str, Any]
+    status: str  # the order's status after this event
 
 
 @dataclass(frozen=True)
@@ -46,6 +62,22 @@ class OrderNotFoundError(OrderError):
 
 class IdempotencyKeyReusedError(OrderError):
     pass
+
+
+class VersionMismatchError(OrderError):
+    """The client's If-Match names a version the order is no longer at."""
+
+    def __init__(self, current: int) -> None:
+        super().__init__(f"the order is at version {current}")
+        self.current = current
+
+
+class ConcurrentModificationError(OrderError):
+    """Other changes kept winning the race for this order."""
+
+
+# Fields every stored event has; the history shows the rest as the event's data.
+_ENVELOPE_FIELDS = {"originator_id", "originator_version", "timestamp", "originator_topic"}
 
 
 def order_id_for(idempotency_key: str | None) -> UUID:
@@ -93,6 +125,62 @@ class Orders(Application[UUID]):
         if not placed.same_request(**vars(command)):
             raise IdempotencyKeyReusedError(order_id)
         return self.get_order(order_id)
+
+    def transition(
+        self,
+        order_id: UUID,
+        action: str,
+        *,
+        expected_version: int | None = None,
+        reason: str = "",
+        correlation_id: str = "",
+    ) -> OrderView:
+        """Confirm, ship, deliver or cancel; never loses an update to a concurrent one."""
+        for _ in range(TRANSITION_ATTEMPTS):
+            order = self._order(order_id)
+            if expected_version is not None and order.version != expected_version:
+                raise VersionMismatchError(order.version)
+            if action == "cancel":
+                order.cancel(reason or "requested", correlation_id)
+            else:
+                getattr(order, action)(correlation_id)
+            try:
+                self.save_orders(order)
+            except IntegrityError:  # another change took this version first
+                if expected_version is not None:
+                    raise VersionMismatchError(expected_version + 1) from None
+                continue
+            return OrderView.of(order)
+        raise ConcurrentModificationError(order_id)
+
+    def history(self, order_id: UUID) -> list[HistoryEntry]:
+        """Every event of the order, in version order, with the status after each."""
+        entries: list[HistoryEntry] = []
+        state: Any = None
+        stored: Any
+        for stored in self.events.get(order_id):
+            state = stored.mutate(state)
+            fields = {k: v for k, v in vars(stored).items() if k not in _ENVELOPE_FIELDS}
+            entries.append(
+                HistoryEntry(
+                    version=stored.originator_version,
+                    type=type(stored).__name__,
+                    occurred_at=stored.timestamp,
+                    correlation_id=fields.pop("correlation_id", ""),
+                    data=fields,
+                    status=str(state.status),
+                )
+            )
+        if not entries:
+            raise OrderNotFoundError(order_id)
+        return entries
+
+    def order_at(self, order_id: UUID, moment: datetime) -> OrderView:
+        """The order as it was at a moment (after its last event at or before it)."""
+        versions = [e.version for e in self.history(order_id) if e.occurred_at <= moment]
+        if not versions:
+            raise OrderNotFoundError(order_id)  # it did not exist yet
+        return self.get_order(order_id, versions[-1])
 
     def get_order(self, order_id: UUID, version: int | None = None) -> OrderView:
         return OrderView.of(self._order(order_id, version))

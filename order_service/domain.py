@@ -12,6 +12,7 @@ PRODUCT_NAME_MAX = 200
 PRICE_PLACES = Decimal("0.01")
 MAX_QUANTITY = 1_000_000
 MAX_PRICE = Decimal("1000000000")  # a billion per item is beyond any catalogue we serve
+DEFAULT_CURRENCY = "EUR"
 
 
 class Status(StrEnum):
@@ -33,7 +34,11 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
 
 
 def rule_violations(
-    *, product_name: str | None, quantity: int | None, price: Decimal | None
+    *,
+    product_name: str | None,
+    quantity: int | None,
+    price: Decimal | None,
+    currency: str | None = None,
 ) -> list[tuple[str, str]]:
     """Every rule a new order breaks, as (field, message) pairs; None skips a field."""
     broken: list[tuple[str, str]] = []
@@ -47,6 +52,10 @@ def rule_violations(
         broken.append(("price", f"must be a number from 0 to {MAX_PRICE}"))
     elif price is not None and price != price.quantize(PRICE_PLACES):
         broken.append(("price", "must have at most 2 decimal places"))
+    if currency is not None and not (
+        len(currency) == 3 and currency.isascii() and currency.isupper()
+    ):
+        broken.append(("currency", "must be a three-letter ISO 4217 code such as EUR"))
     return broken
 
 
@@ -63,9 +72,12 @@ class Order(Aggregate):
         quantity: int,
         price: Decimal,
         status: Status = Status.PENDING,
+        currency: str = DEFAULT_CURRENCY,
         correlation_id: str = "",
     ) -> Order:
-        broken = rule_violations(product_name=product_name, quantity=quantity, price=price)
+        broken = rule_violations(
+            product_name=product_name, quantity=quantity, price=price, currency=currency
+        )
         if broken:
             raise InvalidOrderError(broken)
         return cls._create(
@@ -76,16 +88,25 @@ class Order(Aggregate):
             quantity=quantity,
             price=price.quantize(PRICE_PLACES),
             status=Status(status),
+            currency=currency,
             correlation_id=correlation_id,
         )
 
     class Placed(Aggregate.Created):
+        """Version 2 added `currency`; stored version-1 events are upcast when read."""
+
+        class_version = 2
         customer_id: int
         product_name: str
         quantity: int
         price: Decimal
         status: Status
+        currency: str
         correlation_id: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["currency"] = DEFAULT_CURRENCY  # every order before v2 was priced in euros
 
     @event(Placed)
     def __init__(
@@ -96,6 +117,7 @@ class Order(Aggregate):
         quantity: int,
         price: Decimal,
         status: Status,
+        currency: str,
         correlation_id: str,
     ) -> None:
         self.customer_id = customer_id
@@ -103,21 +125,69 @@ class Order(Aggregate):
         self.quantity = quantity
         self.price = price
         self.status = Status(status)
+        self.currency = currency
+
+    # Lifecycle commands: the public method checks, the event method only changes state.
+
+    def confirm(self, correlation_id: str = "") -> None:
+        self._check_move(Status.CONFIRMED)
+        self._confirmed(from_status=self.status, correlation_id=correlation_id)
+
+    def ship(self, correlation_id: str = "") -> None:
+        self._check_move(Status.SHIPPED)
+        self._shipped(from_status=self.status, correlation_id=correlation_id)
+
+    def deliver(self, correlation_id: str = "") -> None:
+        self._check_move(Status.DELIVERED)
+        self._delivered(from_status=self.status, correlation_id=correlation_id)
+
+    def cancel(self, reason: str, correlation_id: str = "") -> None:
+        self._check_move(Status.CANCELLED)
+        self._cancelled(from_status=self.status, reason=reason, correlation_id=correlation_id)
+
+    def _check_move(self, target: Status) -> None:
+        if target not in TRANSITIONS[self.status]:
+            raise InvalidTransitionError(self.status, target)
+
+    @event("Confirmed")
+    def _confirmed(self, from_status: Status, correlation_id: str) -> None:
+        self.status = Status.CONFIRMED
+
+    @event("Shipped")
+    def _shipped(self, from_status: Status, correlation_id: str) -> None:
+        self.status = Status.SHIPPED
+
+    @event("Delivered")
+    def _delivered(self, from_status: Status, correlation_id: str) -> None:
+        self.status = Status.DELIVERED
+
+    @event("Cancelled")
+    def _cancelled(self, from_status: Status, reason: str, correlation_id: str) -> None:
+        self.status = Status.CANCELLED
+        self.cancellation_reason = reason
 
     @property
     def total(self) -> Decimal:
         return (self.price * self.quantity).quantize(PRICE_PLACES)
 
     def same_request(
-        self, *, customer_id: int, product_name: str, quantity: int, price: Decimal, status: Status
+        self,
+        *,
+        customer_id: int,
+        product_name: str,
+        quantity: int,
+        price: Decimal,
+        status: Status,
+        currency: str = DEFAULT_CURRENCY,
     ) -> bool:
         """Whether a placement with these values is the one that created this order."""
-        return (customer_id, product_name, quantity, price, Status(status)) == (
+        return (customer_id, product_name, quantity, price, Status(status), currency) == (
             self.customer_id,
             self.product_name,
             self.quantity,
             self.price,
             self.status,
+            self.currency,
         )
 
 
@@ -129,3 +199,10 @@ class InvalidOrderError(OrderError):
     def __init__(self, broken: list[tuple[str, str]]) -> None:
         super().__init__("; ".join(f"{field} {message}" for field, message in broken))
         self.broken = broken
+
+
+class InvalidTransitionError(OrderError):
+    def __init__(self, current: Status, target: Status) -> None:
+        super().__init__(f"an order that is {current} cannot become {target}")
+        self.current = current
+        self.target = target

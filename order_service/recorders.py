@@ -36,6 +36,26 @@ def _page(rows: list[tuple[int, OrderView]], limit: int) -> OrderPage:
     return OrderPage(orders=[view for _, view in rows], next_position=next_position)
 
 
+_COLUMNS = (
+    "id",
+    "customer_id",
+    "product_name",
+    "quantity",
+    "price",
+    "currency",
+    "total",
+    "status",
+    "version",
+    "created_at",
+    "updated_at",
+    "cancellation_reason",
+)
+
+
+def _row(view: OrderView) -> tuple[Any, ...]:
+    return tuple(getattr(view, column) for column in _COLUMNS)
+
+
 class PostgresOrderRecorder(PostgresApplicationRecorder):
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
@@ -50,50 +70,39 @@ class PostgresOrderRecorder(PostgresApplicationRecorder):
                 " created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL)"
             ).format(t=table)
         )
+        self.sql_create_statements.append(  # added with the currency (schema evolution)
+            SQL(
+                "ALTER TABLE {t} ADD COLUMN IF NOT EXISTS currency text NOT NULL DEFAULT 'EUR',"
+                " ADD COLUMN IF NOT EXISTS cancellation_reason text"
+            ).format(t=table)
+        )
         self.sql_create_statements.append(
             SQL(
                 "CREATE INDEX IF NOT EXISTS order_summaries_customer_seq"
                 " ON {t} (customer_id, seq DESC)"
             ).format(t=table)
         )
+        columns = SQL(", ").join(map(Identifier, _COLUMNS))
         self._upsert = SQL(
-            "INSERT INTO {t} (id, customer_id, product_name, quantity, price, total, status,"
-            " version, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            "INSERT INTO {t} ({columns}) VALUES ({values})"
             " ON CONFLICT (id) DO UPDATE SET status = excluded.status,"
-            " version = excluded.version, updated_at = excluded.updated_at"
+            " version = excluded.version, updated_at = excluded.updated_at,"
+            " cancellation_reason = excluded.cancellation_reason"
             " WHERE {t}.version < excluded.version"
-        ).format(t=table)
+        ).format(t=table, columns=columns, values=SQL(", ").join([SQL("%s")] * len(_COLUMNS)))
         self._select = SQL(
-            "SELECT seq, id, customer_id, product_name, quantity, price, total, status, version,"
-            " created_at, updated_at FROM {t}"
+            "SELECT seq, {columns} FROM {t}"
             " WHERE (%(customer)s::bigint IS NULL OR customer_id = %(customer)s)"
             " AND (%(before)s::bigint IS NULL OR seq < %(before)s)"
             " ORDER BY seq DESC LIMIT %(limit)s"
-        ).format(t=table)
+        ).format(t=table, columns=columns)
 
     def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
         views: Sequence[OrderView] = kwargs.get("order_views", ())
         if views:
-            curs.executemany(
-                self._upsert,
-                [
-                    (
-                        v.id,
-                        v.customer_id,
-                        v.product_name,
-                        v.quantity,
-                        v.price,
-                        v.total,
-                        v.status,
-                        v.version,
-                        v.created_at,
-                        v.updated_at,
-                    )
-                    for v in views
-                ],
-            )
+            curs.executemany(self._upsert, [_row(view) for view in views])
         super()._insert_events(curs, stored_events, **kwargs)
 
     def select_order_page(

@@ -8,7 +8,13 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from order_service.application import PlaceOrder
-from order_service.domain import MAX_QUANTITY, PRODUCT_NAME_MAX, Status, rule_violations
+from order_service.domain import (
+    DEFAULT_CURRENCY,
+    MAX_QUANTITY,
+    PRODUCT_NAME_MAX,
+    Status,
+    rule_violations,
+)
 from servicekit.problems import FieldError, validation_failed
 
 MAX_ID = 2**63 - 1
@@ -26,6 +32,7 @@ class OrderBody(msgspec.Struct, kw_only=True):
         msgspec.Meta(description="at least 0, at most 2 decimal places; a string keeps it exact"),
     ]
     status: Literal["pending", "confirmed", "shipped", "delivered", "cancelled"] = "pending"
+    currency: Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$")] = DEFAULT_CURRENCY
 
 
 def _whole(value: Any) -> int | None:
@@ -71,8 +78,14 @@ def parse_place_order(body: Any) -> PlaceOrder:
     status = body.get("status", Status.PENDING.value)
     if status not in {s.value for s in Status}:
         fail("status", f"must be one of {', '.join(s.value for s in Status)}")
+    currency = body.get("currency", DEFAULT_CURRENCY)
+    if not isinstance(currency, str):
+        fail("currency", "must be a string")
     name = product_name if isinstance(product_name, str) else None
-    for field, message in rule_violations(product_name=name, quantity=quantity, price=price):
+    code = currency if isinstance(currency, str) else None
+    for field, message in rule_violations(
+        product_name=name, quantity=quantity, price=price, currency=code
+    ):
         fail(field, message)
     if errors:
         raise validation_failed(errors)
@@ -86,6 +99,7 @@ def parse_place_order(body: Any) -> PlaceOrder:
         quantity=quantity,
         price=price,
         status=Status(status),
+        currency=currency,
     )
 
 
@@ -95,3 +109,33 @@ def order_body_schema() -> dict[str, Any]:
     order = components["OrderBody"]
     wrapped = {"type": "object", "properties": {"order": order}, "required": ["order"]}
     return {"anyOf": [order, wrapped]}
+
+
+REASON_MAX = 200
+
+
+class CancelBody(msgspec.Struct, kw_only=True):
+    """What POST /api/v1/orders/{id}/cancel accepts (the body is optional)."""
+
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=REASON_MAX)] = "requested"
+
+
+def parse_cancel_reason(body: Any) -> str:
+    """The reason from an optional {"reason": "..."} body."""
+    if body is None:
+        return "requested"
+    if not isinstance(body, dict):
+        raise validation_failed([FieldError(field="", message="must be a JSON object")])
+    reason = body.get("reason", "requested")
+    if not isinstance(reason, str) or not reason.strip() or len(reason) > REASON_MAX:
+        message = f"must be a non-blank string of at most {REASON_MAX} characters"
+        raise validation_failed([FieldError(field="reason", message=message)])
+    return reason
+
+
+def expected_version(if_match: str | None) -> int | None:
+    """The version an If-Match header asks for; None when absent or `*`; -1 never matches."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    tag = if_match.strip().removeprefix("W/").strip('"')
+    return int(tag) if tag.isdigit() else -1

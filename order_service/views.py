@@ -17,11 +17,13 @@ class OrderView(msgspec.Struct, frozen=True, kw_only=True):
     product_name: str
     quantity: int
     price: Decimal
+    currency: str
     total: Decimal
     status: str
     version: int
     created_at: datetime
     updated_at: datetime
+    cancellation_reason: str | None = None
 
     @classmethod
     def of(cls, order: Order) -> OrderView:
@@ -31,11 +33,13 @@ class OrderView(msgspec.Struct, frozen=True, kw_only=True):
             product_name=order.product_name,
             quantity=order.quantity,
             price=order.price,
+            currency=order.currency,
             total=order.total,
             status=str(order.status),
             version=order.version,
             created_at=order.created_on,
             updated_at=order.modified_on,
+            cancellation_reason=getattr(order, "cancellation_reason", None),
         )
 
 

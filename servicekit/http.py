@@ -76,7 +76,7 @@ def next_link(request: Request[Any, Any, Any], cursor: str | None) -> dict[str, 
     return {"Link": f'<{request.url.path}?{urlencode(params)}>; rel="next"'}
 
 
-def json_body_operation(schema: dict[str, Any]) -> type[Operation]:
+def json_body_operation(schema: dict[str, Any], *, required: bool = True) -> type[Operation]:
     """An OpenAPI Operation that documents a JSON request body the handler parses itself.
 
     Handlers that must tell malformed JSON (400) from broken rules (422) read the raw body;
@@ -88,7 +88,7 @@ def json_body_operation(schema: dict[str, Any]) -> type[Operation]:
         def to_schema(self) -> dict[str, Any]:
             document = super().to_schema()
             document["requestBody"] = {
-                "required": True,
+                "required": required,
                 "content": {"application/json": {"schema": schema}},
             }
             return document

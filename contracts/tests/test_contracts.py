@@ -2,59 +2,52 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from uuid import UUID
 
 import pytest
 
-from contracts.catalogue import render
-from contracts.codec import ContractError, decode, decode_feed, encode, envelope
-from contracts.events import OrderCreatedV1
+from contracts.catalogue import example, render
+from contracts.codec import ContractError, decode, decode_feed, encode
+from contracts.events import EVENT_TYPES, IntegrationEvent, OrderCreatedV1
 
 GOLDEN = Path(__file__).parent / "golden"
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "events.md"
-
-ORDER_CREATED = envelope(
-    OrderCreatedV1(
-        order_id=UUID("3f2b8c1e-7a4d-4e0f-9c55-1d2e3f4a5b6c"),
-        customer_id=1,
-        product_name="Widget",
-        quantity=3,
-        price=Decimal("19.99"),
-        status="pending",
-    ),
-    id=UUID("9d7c6b5a-4e3f-5a2b-8c1d-0e9f8a7b6c5d"),
-    position=42,
-    previous_position=41,
-    occurred_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
-    correlation_id="req-1",
-)
 
 
 def golden(name: str) -> bytes:
     return (GOLDEN / name).read_bytes().strip()
 
 
-def test_order_created_v1_encodes_to_its_golden_bytes() -> None:
-    assert encode(ORDER_CREATED) == golden("order.created.v1.json")
+@pytest.mark.parametrize("event", EVENT_TYPES, ids=lambda e: e.TYPE)
+def test_every_event_encodes_to_its_golden_bytes(event: type[IntegrationEvent]) -> None:
+    assert encode(example(event)) == golden(f"{event.TYPE}.v{event.VERSION}.json")
 
 
-def test_order_created_v1_decodes_from_its_golden_bytes_with_typed_data() -> None:
-    decoded = decode(golden("order.created.v1.json"))
+@pytest.mark.parametrize("event", EVENT_TYPES, ids=lambda e: e.TYPE)
+def test_every_event_decodes_from_its_golden_bytes_with_typed_data(
+    event: type[IntegrationEvent],
+) -> None:
+    decoded = decode(golden(f"{event.TYPE}.v{event.VERSION}.json"))
 
-    assert decoded == ORDER_CREATED
+    assert decoded == example(event)
+    assert type(decoded.data) is event
+
+
+def test_an_order_created_from_before_currency_existed_decodes_with_the_default() -> None:
+    decoded = decode(golden("order.created.v1.before-currency.json"))
+
     assert isinstance(decoded.data, OrderCreatedV1)
+    assert decoded.data.currency == "EUR"
     assert decoded.data.price == Decimal("19.99")
 
 
 def test_a_field_added_later_is_ignored_by_todays_consumer() -> None:
     newer = golden("order.created.v1.json").replace(
-        b'"status":"pending"', b'"status":"pending","gift_wrap":true'
+        b'"currency":"EUR"', b'"currency":"EUR","gift_wrap":true'
     )
 
-    assert decode(newer) == ORDER_CREATED
+    assert decode(newer) == example(OrderCreatedV1)
 
 
 @pytest.mark.parametrize(
@@ -90,7 +83,7 @@ def test_data_that_breaks_its_schema_is_a_contract_error() -> None:
 def test_a_feed_page_decodes_to_typed_envelopes() -> None:
     page = b"[" + golden("order.created.v1.json") + b"]"
 
-    assert decode_feed(page) == [ORDER_CREATED]
+    assert decode_feed(page) == [example(OrderCreatedV1)]
 
 
 def test_the_event_catalogue_in_docs_is_up_to_date() -> None:

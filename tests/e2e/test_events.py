@@ -58,6 +58,7 @@ async def test_every_order_is_one_message_and_the_feed_serves_the_same_envelopes
         "quantity": 2,
         "price": "30.00",
         "status": "pending",
+        "currency": "EUR",
     }
     assert all(uuid.UUID(b["id"]) for b in ours)
 
