@@ -13,21 +13,26 @@ import psycopg
 from customer_service.settings import Settings
 from customer_service.store import migrate
 from projections.feed import FeedClient
+from projections.orders_by_status import OrdersByStatus
 from projections.orders_count import OrdersCount
-from projections.progress import Progress
 from projections.projector import Projector, ProjectorSettings
 from projections.rebuild import rebuild, verify
 from projections.tracking import status
+from servicekit.progress import Progress
 
-PROJECTIONS = {"orders-count": OrdersCount}
+# The read models this service keeps, by their command-line names.
+PROJECTIONS: dict[str, type[OrdersCount] | type[OrdersByStatus]] = {
+    "orders-count": OrdersCount,
+    "orders-by-status": OrdersByStatus,
+}
 
 
-def projector_settings(settings: Settings) -> ProjectorSettings:
+def projector_settings(settings: Settings, which: str) -> ProjectorSettings:
     return ProjectorSettings(
         conninfo=settings.postgres.conninfo(),
         amqp_url=settings.amqp_url,
         exchange=settings.exchange,
-        queue=settings.projection_queue,
+        queue=f"{settings.projection_queue_prefix}.{which}",
         batch_size=settings.projection_batch_size,
         catch_up_interval=settings.projection_catch_up_interval,
     )
@@ -42,7 +47,8 @@ async def run_projector(settings: Settings, which: str) -> None:
     await asyncio.to_thread(migrate, settings.postgres)
     feed = FeedClient(settings.order_service_url)
     try:
-        await Projector(PROJECTIONS[which](), projector_settings(settings), feed).run(stopping)
+        projector = Projector(PROJECTIONS[which](), projector_settings(settings, which), feed)
+        await projector.run(stopping)
     finally:
         await feed.aclose()
 

@@ -19,7 +19,7 @@ class Settings:
     order_service_url: str = "http://127.0.0.1:3001"  # its event feed heals gaps
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     exchange: str = ORDERS_EXCHANGE
-    projection_queue: str = "customers.orders-count"
+    projection_queue_prefix: str = "customers"  # each projection's queue: <prefix>.<name>
     projection_batch_size: int = 500
     projection_stall_after: float = 30.0
     projection_catch_up_interval: float = 2.0
@@ -34,7 +34,7 @@ class Settings:
             order_service_url=env_str(env, "ORDER_SERVICE_URL", "http://127.0.0.1:3001"),
             amqp_url=env_str(env, "RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/"),
             exchange=env_str(env, "ORDERS_EXCHANGE", ORDERS_EXCHANGE),
-            projection_queue=env_str(env, "PROJECTION_QUEUE", "customers.orders-count"),
+            projection_queue_prefix=env_str(env, "PROJECTION_QUEUE_PREFIX", "customers"),
             projection_batch_size=env_int(env, "PROJECTION_BATCH_SIZE", 500),
             projection_stall_after=env_float(env, "PROJECTION_STALL_AFTER", 30.0),
             projection_catch_up_interval=env_float(env, "PROJECTION_CATCH_UP_INTERVAL", 2.0),

@@ -7,8 +7,10 @@ import asyncio
 import logging
 import os
 import sys
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ordersystem.preflight import preflight, report
@@ -99,6 +101,59 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return asyncio.run(verify_command(Settings.from_env(os.environ), args.projection))
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    from order_service.application import OrderNotFoundError, Orders
+    from order_service.audit import history_table, state_block
+    from order_service.settings import Settings
+
+    orders = Orders(env=Settings.from_env(os.environ).eventsourcing_env())
+    try:
+        if args.at is None:
+            print(history_table(orders.history(args.order_id)))
+        else:
+            view = orders.order_at(args.order_id, args.at)
+            print(f"order {args.order_id} at {args.at.isoformat()} (version {view.version}):")
+            print(state_block(view))
+    except OrderNotFoundError:
+        when = f" at {args.at.isoformat()}" if args.at else ""
+        print(f"no order {args.order_id}{when}", file=sys.stderr)
+        return 1
+    finally:
+        orders.close()
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from order_service.replay import replay
+    from order_service.settings import Settings
+    from servicekit.progress import Progress
+
+    if args.to < args.start:
+        print("--to must not be before --from", file=sys.stderr)
+        return 2
+    progress = Progress("replay")
+    settings = Settings.from_env(os.environ)
+    sent = asyncio.run(replay(settings, args.start, args.to, args.queue, progress))
+    target = f"queue {args.queue}" if args.queue else f"exchange {settings.exchange}"
+    print(progress.summary(f"replayed positions {args.start}..{args.to} to {target}"))
+    return 0 if sent else 1
+
+
+def moment(text: str) -> datetime:
+    """An ISO 8601 timestamp; one without a zone is taken as UTC."""
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 timestamp: {text!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"not a position (1 or more): {text!r}")
+    return int(text)
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     if args.service in ("customers", "all"):
         from customer_service.settings import Settings as CustomerSettings
@@ -143,7 +198,8 @@ def cmd_run(_: argparse.Namespace) -> int:
         url = f"http://{host}:{service.port(default_port)}/health/ready"
         processes.append(Process(name, command("serve", name), url))
     processes.append(Process("relay", command("relay")))
-    processes.append(Process("projector", command("project", "orders-count")))
+    for projection in ("orders-count", "orders-by-status"):
+        processes.append(Process(projection, command("project", projection)))
     asyncio.run(supervise(processes))
     return 0
 
@@ -199,7 +255,22 @@ def parser() -> argparse.ArgumentParser:
         ),
     ):
         command_parser = add(name, handler, text)
-        command_parser.add_argument("projection", choices=["orders-count"], help="which one")
+        command_parser.add_argument(
+            "projection", choices=["orders-count", "orders-by-status"], help="which read model"
+        )
+    audit = add("audit", cmd_audit, "print an order's event stream, or its state at a moment")
+    audit.add_argument("what", choices=["order"], help="what to audit")
+    audit.add_argument("order_id", type=uuid.UUID, help="the order's id")
+    audit.add_argument("--at", type=moment, help="show the order as it was then (ISO 8601)")
+    replay = add(
+        "replay",
+        cmd_replay,
+        "publish a range of the order event log again, exactly as first published; "
+        "consumers drop what they already applied",
+    )
+    replay.add_argument("--from", dest="start", type=positive, required=True, help="first position")
+    replay.add_argument("--to", type=positive, required=True, help="last position (inclusive)")
+    replay.add_argument("--queue", help="straight to this queue instead of the orders exchange")
     catalogue = add(
         "catalogue", cmd_catalogue, "write the event catalogue (JSON Schema per event, examples)"
     )

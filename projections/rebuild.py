@@ -10,17 +10,22 @@ the live rows, and compares them row by row.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 from psycopg import sql
 
 from projections.feed import FeedClient
-from projections.progress import Progress
 from projections.projection import Projection
 from projections.tracking import SESSION_LOCK, SESSION_UNLOCK, ensure_tracking
 
 REBUILD, VERIFY = "_rebuild", "_verify"
+
+
+class Progress(Protocol):
+    """Told about every page applied (the command line shows it)."""
+
+    def advance(self, events: int, position: int, head: int | None) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -62,17 +62,26 @@ def message(item: Envelope[IntegrationEvent]) -> aio_pika.Message:
 
 
 async def publish_confirmed(
-    exchange: AbstractExchange, batch: list[Envelope[IntegrationEvent]]
+    exchange: AbstractExchange,
+    batch: list[Envelope[IntegrationEvent]],
+    routing_key: str | None = None,
 ) -> None:
-    """Publish in order, confirms pipelined; return once the broker confirmed all of them."""
+    """Publish in order, confirms pipelined; return once the broker confirmed all of them.
+
+    The routing key is each event's type, unless one is given (a queue's name, with the
+    default exchange, to feed a single consumer).
+    """
     results = await asyncio.gather(
-        *(exchange.publish(message(e), routing_key=e.type, mandatory=True) for e in batch),
+        *(
+            exchange.publish(message(e), routing_key=routing_key or e.type, mandatory=True)
+            for e in batch
+        ),
         return_exceptions=True,
     )
     for item, result in zip(batch, results, strict=True):
         if isinstance(result, aio_pika.exceptions.PublishError):
             raise UnroutableError(
-                f"no queue is bound to exchange {exchange.name!r} for {item.type!r}"
+                f"no queue is bound to exchange {exchange.name!r} for {routing_key or item.type!r}"
             ) from result
         if isinstance(result, BaseException):
             raise result

@@ -305,8 +305,8 @@ def relay_process(env: Mapping[str, str]) -> Worker:
     return Worker(("relay",), env)
 
 
-def projector_process(env: Mapping[str, str]) -> Worker:
-    return Worker(("project", "orders-count"), env)
+def projector_process(env: Mapping[str, str], projection: str = "orders-count") -> Worker:
+    return Worker(("project", projection), env)
 
 
 async def eventually(

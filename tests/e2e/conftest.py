@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import psycopg
 import pytest
 
+from customer_service.projector import PROJECTIONS
 from servicekit.postgres import PostgresSettings
 from tests.support import (
     RUN_ID,
@@ -29,7 +30,7 @@ class System:
     orders_db: PostgresSettings
     customers_db: PostgresSettings
     exchange: str
-    projection_queue: str
+    queue_prefix: str  # each projector's queue is <prefix>.<projection>
     topology: Topology | None = None  # a test queue bound to the exchange, for inspection
     workers: dict[str, Worker] = field(default_factory=dict)
 
@@ -39,13 +40,22 @@ class System:
             assert row is not None
             return int(row[0])
 
+    @property
+    def projection_queue(self) -> str:
+        """The orders-count projector's queue."""
+        return f"{self.queue_prefix}.orders-count"
+
     def projector_env(self) -> dict[str, str]:
         return {
             "CUSTOMERS_DB": self.customers_db.dbname,
             "ORDER_SERVICE_URL": self.orders.url,
             "ORDERS_EXCHANGE": self.exchange,
-            "PROJECTION_QUEUE": self.projection_queue,
+            "PROJECTION_QUEUE_PREFIX": self.queue_prefix,
         }
+
+    async def delete_projection_queues(self) -> None:
+        for projection in PROJECTIONS:
+            await Topology(exchange="", queue=f"{self.queue_prefix}.{projection}").delete_queues()
 
     def stop(self) -> None:
         for worker in self.workers.values():
@@ -60,7 +70,7 @@ def start_system(databases: Databases, *, exchange: str = "", workers: bool = Fa
     exchange = exchange or f"t{RUN_ID}.{orders_db.dbname}.orders"
     customers = ServiceProcess("customers", {})
     orders = ServiceProcess("orders", {})
-    system = System(customers, orders, orders_db, customers_db, exchange, f"{exchange}.count")
+    system = System(customers, orders, orders_db, customers_db, exchange, f"{exchange}.read")
     customers.env = {**system.projector_env()}
     orders.env = {
         "ORDERS_DB": orders_db.dbname,
@@ -73,7 +83,10 @@ def start_system(databases: Databases, *, exchange: str = "", workers: bool = Fa
         orders.start()
         if workers:
             system.workers["relay"] = relay_process(orders.env).start()
-            system.workers["projector"] = projector_process(system.projector_env()).start()
+            for projection in PROJECTIONS:
+                system.workers[projection] = projector_process(
+                    system.projector_env(), projection
+                ).start()
     except BaseException:
         system.stop()
         raise
@@ -88,4 +101,4 @@ async def system(databases: Databases, rabbitmq_up: None) -> AsyncIterator[Syste
     yield running
     running.stop()
     await topology.delete()
-    await Topology(exchange="", queue=running.projection_queue).delete_queues()
+    await running.delete_projection_queues()

@@ -23,7 +23,6 @@ from tests.support import (
     ROOT,
     Databases,
     ServiceProcess,
-    Topology,
     Worker,
     eventually,
     fill_orders,
@@ -41,7 +40,9 @@ async def system(databases: Databases) -> AsyncIterator[System]:
     running = start_system(databases)
     yield running
     running.stop()
-    await Topology(exchange=running.exchange, queue=running.projection_queue).delete()
+    await running.delete_projection_queues()
+    async with await aio_pika.connect(AMQP_URL) as connection:
+        await (await connection.channel()).exchange_delete(running.exchange)
 
 
 @pytest.fixture

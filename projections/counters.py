@@ -1,0 +1,42 @@
+"""Counter tables: a key and a count, changed by adding deltas (what both read models need)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from psycopg import AsyncCursor, sql
+
+
+async def create_counter_table(
+    cur: AsyncCursor[Any], table: str, key: str, key_type: str, count: str
+) -> None:
+    await cur.execute(
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} ({} {} PRIMARY KEY, {} bigint NOT NULL DEFAULT 0)"
+        ).format(
+            sql.Identifier(table), sql.Identifier(key), sql.SQL(key_type), sql.Identifier(count)
+        )
+    )
+
+
+async def add_counts(
+    cur: AsyncCursor[Any], table: str, key: str, key_type: str, count: str, deltas: Counter[Any]
+) -> None:
+    """Add each delta to its key's count (a row is created at the first one), in one statement."""
+    changed = {k: v for k, v in deltas.items() if v}
+    if not changed:
+        return
+    await cur.execute(
+        sql.SQL(
+            "INSERT INTO {t} AS t ({key}, {count})"
+            " SELECT * FROM unnest(%s::{key_type}[], %s::bigint[])"
+            " ON CONFLICT ({key}) DO UPDATE SET {count} = t.{count} + excluded.{count}"
+        ).format(
+            t=sql.Identifier(table),
+            key=sql.Identifier(key),
+            count=sql.Identifier(count),
+            key_type=sql.SQL(key_type),
+        ),
+        (list(changed), list(changed.values())),
+    )
