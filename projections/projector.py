@@ -21,6 +21,7 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMess
 
 from contracts.codec import ContractError, decode
 from contracts.events import ORDER_EVENTS_BINDING
+from contracts.messaging import dead_letter, declare_consumer_queue
 from projections.feed import FeedClient, FeedUnavailableError
 from projections.projection import Projection
 from projections.sequencer import Event, Hole, Outcome, sequence
@@ -75,24 +76,10 @@ def known_position(message: AbstractIncomingMessage) -> int | None:
 async def declare_topology(
     channel: AbstractChannel, settings: ProjectorSettings
 ) -> tuple[AbstractQueue, AbstractExchange]:
-    """The queue bound to the stream, and the dead-letter exchange with its queue."""
-    dead_letters = await channel.declare_exchange(
-        f"{settings.queue}.dlx", aio_pika.ExchangeType.FANOUT, durable=True
+    """The projector's queue bound to the stream, and its dead-letter exchange."""
+    return await declare_consumer_queue(
+        channel, settings.exchange, settings.queue, [settings.binding]
     )
-    dlq = await channel.declare_queue(
-        f"{settings.queue}.dlq", durable=True, arguments={"x-queue-type": "quorum"}
-    )
-    await dlq.bind(dead_letters)
-    stream = await channel.declare_exchange(
-        settings.exchange, aio_pika.ExchangeType.TOPIC, durable=True
-    )
-    queue = await channel.declare_queue(
-        settings.queue,
-        durable=True,
-        arguments={"x-queue-type": "quorum", "x-dead-letter-exchange": dead_letters.name},
-    )
-    await queue.bind(stream, settings.binding)
-    return queue, dead_letters
 
 
 class Projector:
@@ -186,7 +173,7 @@ class Projector:
                     arrivals.append(Hole(position))  # its event is fetched from the feed
         outcome = await self._apply(db, arrivals, poisoned=len(poison))
         for item in poison:
-            await self._dead_letter(dead_letters, item)
+            await dead_letter(dead_letters, item.message, item.reason)
         await batch[-1].ack(multiple=True)
         self.stats.add(outcome, len(poison))
 
@@ -200,31 +187,6 @@ class Projector:
             await self.projection.apply(cur, outcome.apply)
             await advance(cur, self.projection.name, outcome, poisoned)
         return outcome
-
-    async def _dead_letter(self, dead_letters: AbstractExchange, poison: Poison) -> None:
-        message = poison.message
-        log.warning(
-            "projector %s: poison message %s (%s) dead-lettered: %s",
-            self.projection.name,
-            message.message_id,
-            message.routing_key,
-            poison.reason,
-        )
-        headers = dict(message.headers or {})
-        headers.update(
-            {"x-poison-reason": poison.reason[:500], "x-original-routing-key": message.routing_key}
-        )
-        await dead_letters.publish(
-            aio_pika.Message(
-                message.body,
-                headers=headers,
-                content_type=message.content_type,
-                message_id=message.message_id,
-                type=message.type,
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            ),
-            routing_key=message.routing_key or "",
-        )
 
     async def catch_up(self, db: psycopg.AsyncConnection[Any]) -> int:
         """Apply whatever the feed has beyond the stored position; how many were applied."""

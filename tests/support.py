@@ -373,3 +373,13 @@ def fill_orders(orders: Orders, count: int) -> list[int]:
         ]
         orders.save_orders(*batch)
     return [n.id for n in orders.recorder.select_notifications(start=1, limit=10**7)]
+
+
+async def queue_exists(name: str) -> bool:
+    async with await aio_pika.connect(AMQP_URL) as connection:
+        channel = await connection.channel()
+        try:
+            await channel.declare_queue(name, passive=True)
+        except aio_pika.exceptions.ChannelClosed:
+            return False
+    return True

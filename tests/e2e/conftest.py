@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from functools import partial
 
 import psycopg
 import pytest
@@ -16,7 +17,9 @@ from tests.support import (
     ServiceProcess,
     Topology,
     Worker,
+    eventually,
     projector_process,
+    queue_exists,
     relay_process,
 )
 
@@ -98,6 +101,9 @@ async def system(databases: Databases, rabbitmq_up: None) -> AsyncIterator[Syste
     topology = await Topology.declare("e2e")
     running = start_system(databases, exchange=topology.exchange, workers=True)
     running.topology = topology
+    for projection in PROJECTIONS:  # messages published before a queue exists would be lost
+        queue = f"{running.queue_prefix}.{projection}"
+        await eventually(partial(queue_exists, queue), within=30, what=f"queue {queue}")
     yield running
     running.stop()
     await topology.delete()

@@ -43,7 +43,8 @@ async def settled(client: httpx.AsyncClient, system: System) -> dict[str, Any]:
     last = int(feed.headers["x-last-position"])
 
     async def caught_up() -> bool:
-        return int((await projection(client, system)).get("position", 0)) >= last
+        report = await projection(client, system)  # no "position" before the projector's start
+        return "position" in report and int(report["position"]) >= last
 
     await eventually(caught_up, within=15, what=f"the projection to reach position {last}")
     return await projection(client, system)
