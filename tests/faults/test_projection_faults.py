@@ -22,6 +22,7 @@ from tests.support import (
     AMQP_URL,
     ROOT,
     Databases,
+    ServiceProcess,
     Worker,
     eventually,
     fill_orders,
@@ -217,3 +218,54 @@ async def live_traffic(system: System, orders_count: int) -> int:
             body = {"customer_id": 1 + n % 5, "product_name": "live", "quantity": 1, "price": "1"}
             created += (await client.post("/api/v1/orders", json=body)).status_code == 201
     return created
+
+
+async def test_verify_names_a_drifted_customer_and_a_rebuild_repairs_it(
+    system: System, orders: Orders
+) -> None:
+    fill_orders(orders, 50)
+    projector = projector_process(system.projector_env()).start()
+    try:
+        await eventually(lambda: queue_exists(system.projection_queue), within=20)
+        await caught_up(system, 50, within=30)
+    finally:
+        projector.stop()
+    with psycopg.connect(system.customers_db.conninfo()) as conn:
+        conn.execute("UPDATE orders_count SET orders_count = 999 WHERE customer_id = 3")
+
+    drifted = await cli(system, "verify", "orders-count")
+    rebuilt = await cli(system, "rebuild", "orders-count")
+
+    assert drifted.returncode == 1
+    assert "DRIFT orders_count customer_id=3" in drifted.stderr
+    assert "1 difference(s)" in drifted.stdout
+    assert rebuilt.returncode == 0
+    assert (await cli(system, "verify", "orders-count")).returncode == 0
+    assert counts(system) == orders_per_customer(system)
+
+
+async def test_readiness_fails_while_the_projection_is_stalled_and_recovers(
+    system: System, orders: Orders
+) -> None:
+    impatient = ServiceProcess(
+        "customers", {**system.projector_env(), "PROJECTION_STALL_AFTER": "0.2"}
+    ).start()
+    try:
+        fill_orders(orders, 5)  # events exist, and no projector is running
+
+        async with httpx.AsyncClient() as client:
+            stalled = await client.get(f"{impatient.url}/health/ready")
+        projector = projector_process(system.projector_env()).start()
+        try:
+            await caught_up(system, 5, within=30)
+            async with httpx.AsyncClient() as client:
+                recovered = await client.get(f"{impatient.url}/health/ready")
+        finally:
+            projector.stop()
+    finally:
+        impatient.stop()
+
+    assert stalled.status_code == 503
+    assert "stalled" in str(stalled.json()["checks"]["orders_count_projection"])
+    assert recovered.status_code == 200
+    assert recovered.json()["checks"]["orders_count_projection"]["lag"] == 0
