@@ -11,13 +11,16 @@ import msgspec
 
 ORDERS_EXCHANGE = "orders"
 ORDER_EVENTS_BINDING = "order.#"  # a position-tracking consumer follows the whole stream
+PAYMENTS_EXCHANGE = "payments"
+PAYMENT_EVENTS_BINDING = "payment.#"
 
 
 class IntegrationEvent(msgspec.Struct, frozen=True, kw_only=True):
-    """Base of every event's `data`; TYPE is also the routing key."""
+    """Base of every event's `data`; TYPE is also the routing key on EXCHANGE."""
 
     TYPE: ClassVar[str]
     VERSION: ClassVar[int]
+    EXCHANGE: ClassVar[str] = ORDERS_EXCHANGE
 
 
 class OrderCreatedV1(IntegrationEvent, frozen=True, kw_only=True):
@@ -63,6 +66,29 @@ class OrderCancelledV1(OrderStatusChanged, frozen=True, kw_only=True):
     reason: str
 
 
+class PaymentOutcome(IntegrationEvent, frozen=True, kw_only=True):
+    """What the payment service decided about an order's payment (exchange `payments`)."""
+
+    EXCHANGE: ClassVar[str] = PAYMENTS_EXCHANGE
+
+    payment_id: UUID
+    order_id: UUID
+    amount: Decimal
+    currency: str
+
+
+class PaymentSucceededV1(PaymentOutcome, frozen=True, kw_only=True):
+    TYPE: ClassVar[str] = "payment.succeeded"
+    VERSION: ClassVar[int] = 1
+
+
+class PaymentFailedV1(PaymentOutcome, frozen=True, kw_only=True):
+    TYPE: ClassVar[str] = "payment.failed"
+    VERSION: ClassVar[int] = 1
+
+    reason: str
+
+
 DataT = TypeVar("DataT", bound=IntegrationEvent)
 
 
@@ -85,6 +111,8 @@ EVENT_TYPES: tuple[type[IntegrationEvent], ...] = (
     OrderShippedV1,
     OrderDeliveredV1,
     OrderCancelledV1,
+    PaymentSucceededV1,
+    PaymentFailedV1,
 )
 
 # Every envelope the order service publishes.

@@ -8,8 +8,11 @@ blocks the messages behind it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage, AbstractQueue
@@ -62,3 +65,56 @@ async def dead_letter(
         ),
         routing_key=message.routing_key or "",
     )
+
+
+class UnprocessableError(Exception):
+    """A message that is well-formed but can never be handled: dead-letter it, do not retry."""
+
+
+async def keep_running(
+    name: str,
+    attempt: Callable[[], Awaitable[None]],
+    stopping: asyncio.Event,
+    *,
+    on_failure: Callable[[Exception], None] | None = None,
+    max_backoff: float = 5.0,
+) -> None:
+    """Run `attempt` until `stopping`; after a failure (broker or database gone), back off
+    (0.5 s doubling to `max_backoff`, reset after a good half minute) and run it again."""
+    backoff = 0.5
+    while not stopping.is_set():
+        started = time.monotonic()
+        try:
+            await attempt()
+        except Exception as exc:
+            if on_failure is not None:
+                on_failure(exc)
+            log.warning("%s: %s: %s", name, type(exc).__name__, exc)
+        if time.monotonic() - started > 30:
+            backoff = 0.5
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), backoff)
+        backoff = min(backoff * 2, max_backoff)
+
+
+async def next_message(
+    inbox: asyncio.Queue[AbstractIncomingMessage], stopping: asyncio.Event, wait: float
+) -> AbstractIncomingMessage | None:
+    """The next consumed message, or None after `wait` seconds or once `stopping` is set."""
+    arrived = asyncio.ensure_future(inbox.get())
+    stopped = asyncio.ensure_future(stopping.wait())
+    await asyncio.wait({arrived, stopped}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if arrived.done():
+        return arrived.result()
+    arrived.cancel()
+    return None
+
+
+def into(inbox: asyncio.Queue[AbstractIncomingMessage]) -> Callable[..., Awaitable[None]]:
+    """A consume callback that hands each message to `inbox`."""
+
+    async def on_message(message: AbstractIncomingMessage) -> None:
+        inbox.put_nowait(message)
+
+    return on_message

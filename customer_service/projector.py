@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +18,7 @@ from projections.projector import Projector, ProjectorSettings
 from projections.rebuild import rebuild, verify
 from projections.tracking import status
 from servicekit.progress import Progress
+from servicekit.signals import stop_on_signals
 
 # The read models this service keeps, by their command-line names.
 PROJECTIONS: dict[str, type[OrdersCount] | type[OrdersByStatus]] = {
@@ -40,10 +40,7 @@ def projector_settings(settings: Settings, which: str) -> ProjectorSettings:
 
 async def run_projector(settings: Settings, which: str) -> None:
     """Project until SIGINT or SIGTERM."""
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopping.set)
+    stopping = stop_on_signals()
     await asyncio.to_thread(migrate, settings.postgres)
     feed = FeedClient(settings.order_service_url)
     try:

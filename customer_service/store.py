@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -10,7 +11,7 @@ from psycopg.rows import class_row
 from psycopg_pool import AsyncConnectionPool
 
 from contracts.customers import CustomerV1
-from servicekit.postgres import PostgresSettings, ensure_database
+from servicekit.postgres import PostgresSettings, create_application
 
 # Applied in order, each once; the number of applied steps is kept in schema_migrations.
 MIGRATIONS: tuple[str, ...] = (
@@ -41,7 +42,10 @@ _SELECT = (
 
 def migrate(settings: PostgresSettings) -> int:
     """Create the database and apply missing migrations; returns how many were applied."""
-    ensure_database(settings)
+    return create_application(partial(_apply_migrations, settings), settings)
+
+
+def _apply_migrations(settings: PostgresSettings) -> int:
     with psycopg.connect(settings.conninfo()) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (steps integer NOT NULL)")
         conn.execute("LOCK TABLE schema_migrations IN EXCLUSIVE MODE")  # one migrator at a time

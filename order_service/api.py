@@ -61,7 +61,7 @@ from servicekit.http import (
     page_limit,
     whole_param,
 )
-from servicekit.postgres import ensure_database
+from servicekit.postgres import create_application
 from servicekit.problems import (
     EXCEPTION_HANDLERS,
     MALFORMED,
@@ -360,8 +360,8 @@ async def list_events(
 def create_app(settings: Settings) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        await call(ensure_database, settings.postgres)
-        app.state.orders = await call(Orders, env=settings.eventsourcing_env())
+        make = partial(Orders, env=settings.eventsourcing_env())
+        app.state.orders = await call(create_application, make, settings.postgres)
         app.state.event_log = event_log(app.state.orders)
         app.state.customers = CustomerServiceClient(
             settings.customer_service_url,

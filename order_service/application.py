@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -136,14 +137,47 @@ class Orders(Application[UUID]):
         correlation_id: str = "",
     ) -> OrderView:
         """Confirm, ship, deliver or cancel; never loses an update to a concurrent one."""
-        for _ in range(TRANSITION_ATTEMPTS):
-            order = self._order(order_id)
-            if expected_version is not None and order.version != expected_version:
-                raise VersionMismatchError(order.version)
+
+        def act(order: Order) -> bool:
             if action == "cancel":
                 order.cancel(reason or "requested", correlation_id)
             else:
                 getattr(order, action)(correlation_id)
+            return True
+
+        return self._update(order_id, act, expected_version)
+
+    def record_payment(
+        self,
+        order_id: UUID,
+        *,
+        payment_id: UUID,
+        succeeded: bool,
+        reason: str = "",
+        correlation_id: str = "",
+    ) -> OrderView:
+        """Take a payment result exactly once: a repeated or late one changes nothing."""
+        return self._update(
+            order_id,
+            lambda order: order.record_payment(
+                payment_id=payment_id,
+                succeeded=succeeded,
+                reason=reason,
+                correlation_id=correlation_id,
+            ),
+        )
+
+    def _update(
+        self, order_id: UUID, change: Callable[[Order], bool], expected_version: int | None = None
+    ) -> OrderView:
+        """Load, change, save. A lost race is retried on the fresh state, or reported when
+        the caller named the version it expected."""
+        for _ in range(TRANSITION_ATTEMPTS):
+            order = self._order(order_id)
+            if expected_version is not None and order.version != expected_version:
+                raise VersionMismatchError(order.version)
+            if not change(order):
+                return OrderView.of(order)  # nothing to record
             try:
                 self.save_orders(order)
             except IntegrityError:  # another change took this version first

@@ -23,6 +23,14 @@ class Status(StrEnum):
     CANCELLED = "cancelled"
 
 
+class PaymentStatus(StrEnum):
+    PENDING = "pending"
+    PAID = "paid"
+    FAILED = "failed"
+
+
+PAYMENT_FAILED = "payment_failed"  # the cancellation reason when a payment fails
+
 # The lifecycle, as data: the statuses each status may move to.
 TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.PENDING: frozenset({Status.CONFIRMED, Status.CANCELLED}),
@@ -126,6 +134,7 @@ class Order(Aggregate):
         self.price = price
         self.status = Status(status)
         self.currency = currency
+        self.payment_status = PaymentStatus.PENDING
 
     # Lifecycle commands: the public method checks, the event method only changes state.
 
@@ -135,6 +144,8 @@ class Order(Aggregate):
 
     def ship(self, correlation_id: str = "") -> None:
         self._check_move(Status.SHIPPED)
+        if self.payment_status is not PaymentStatus.PAID:
+            raise PaymentRequiredError(self.payment_status)
         self._shipped(from_status=self.status, correlation_id=correlation_id)
 
     def deliver(self, correlation_id: str = "") -> None:
@@ -144,6 +155,38 @@ class Order(Aggregate):
     def cancel(self, reason: str, correlation_id: str = "") -> None:
         self._check_move(Status.CANCELLED)
         self._cancelled(from_status=self.status, reason=reason, correlation_id=correlation_id)
+
+    def record_payment(
+        self, *, payment_id: Any, succeeded: bool, reason: str = "", correlation_id: str = ""
+    ) -> bool:
+        """Take a payment result; False (and nothing recorded) if one was taken already.
+
+        The first result decides: a duplicate or late one never flips paid and failed. A
+        failed payment cancels the order unless it has shipped or is cancelled already. A
+        payment that succeeds for an order cancelled meanwhile is recorded as paid: the money
+        was taken, and the history shows what a refund has to undo.
+        """
+        if self.payment_status is not PaymentStatus.PENDING:
+            return False
+        if succeeded:
+            self._paid(payment_id=payment_id, correlation_id=correlation_id)
+            return True
+        self._payment_failed(payment_id=payment_id, reason=reason, correlation_id=correlation_id)
+        if Status.CANCELLED in TRANSITIONS[self.status]:
+            self._cancelled(
+                from_status=self.status, reason=PAYMENT_FAILED, correlation_id=correlation_id
+            )
+        return True
+
+    @event("Paid")
+    def _paid(self, payment_id: Any, correlation_id: str) -> None:
+        self.payment_status = PaymentStatus.PAID
+        self.payment_id = payment_id
+
+    @event("PaymentFailed")
+    def _payment_failed(self, payment_id: Any, reason: str, correlation_id: str) -> None:
+        self.payment_status = PaymentStatus.FAILED
+        self.payment_id = payment_id
 
     def _check_move(self, target: Status) -> None:
         if target not in TRANSITIONS[self.status]:
@@ -206,3 +249,9 @@ class InvalidTransitionError(OrderError):
         super().__init__(f"an order that is {current} cannot become {target}")
         self.current = current
         self.target = target
+
+
+class PaymentRequiredError(OrderError):
+    def __init__(self, payment_status: PaymentStatus) -> None:
+        super().__init__(f"only a paid order can be shipped; its payment is {payment_status}")
+        self.payment_status = payment_status

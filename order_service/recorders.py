@@ -45,6 +45,7 @@ _COLUMNS = (
     "currency",
     "total",
     "status",
+    "payment_status",
     "version",
     "created_at",
     "updated_at",
@@ -70,10 +71,11 @@ class PostgresOrderRecorder(PostgresApplicationRecorder):
                 " created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL)"
             ).format(t=table)
         )
-        self.sql_create_statements.append(  # added with the currency (schema evolution)
+        self.sql_create_statements.append(  # columns added since the table was first made
             SQL(
                 "ALTER TABLE {t} ADD COLUMN IF NOT EXISTS currency text NOT NULL DEFAULT 'EUR',"
-                " ADD COLUMN IF NOT EXISTS cancellation_reason text"
+                " ADD COLUMN IF NOT EXISTS cancellation_reason text,"
+                " ADD COLUMN IF NOT EXISTS payment_status text NOT NULL DEFAULT 'pending'"
             ).format(t=table)
         )
         self.sql_create_statements.append(
@@ -86,6 +88,7 @@ class PostgresOrderRecorder(PostgresApplicationRecorder):
         self._upsert = SQL(
             "INSERT INTO {t} ({columns}) VALUES ({values})"
             " ON CONFLICT (id) DO UPDATE SET status = excluded.status,"
+            " payment_status = excluded.payment_status,"
             " version = excluded.version, updated_at = excluded.updated_at,"
             " cancellation_reason = excluded.cancellation_reason"
             " WHERE {t}.version < excluded.version"

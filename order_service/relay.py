@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
+from functools import partial
 
 from order_service.application import Orders
 from order_service.settings import Settings
 from order_service.translation import PUBLIC_TOPICS, to_contract
 from servicekit.eventlog import EventLog
-from servicekit.postgres import ensure_database
+from servicekit.postgres import create_application
 from servicekit.relay import Relay, RelaySettings
+from servicekit.signals import stop_on_signals
 
 RELAY_NAME = "orders"
 
@@ -33,14 +34,11 @@ def relay_settings(settings: Settings, orders: Orders) -> RelaySettings:
 
 async def run_relay(settings: Settings) -> None:
     """Relay until SIGINT or SIGTERM."""
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopping.set)
-    await asyncio.to_thread(ensure_database, settings.postgres)
-    orders = await asyncio.to_thread(Orders, env=settings.eventsourcing_env())
+    stopping = stop_on_signals()
+    make = partial(Orders, env=settings.eventsourcing_env())
+    orders = await asyncio.to_thread(create_application, make, settings.postgres)
+    relay = Relay(event_log(orders), relay_settings(settings, orders))
     try:
-        relay = Relay(event_log(orders), relay_settings(settings, orders))
         await relay.run(stopping)
     finally:
         orders.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from contracts.events import ORDERS_EXCHANGE
+from contracts.events import ORDERS_EXCHANGE, PAYMENTS_EXCHANGE
 from servicekit.env import env_float, env_int, env_str
 from servicekit.postgres import PostgresSettings
 
@@ -24,6 +24,8 @@ class Settings:
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     exchange: str = ORDERS_EXCHANGE
     relay_page_size: int = 500
+    payments_exchange: str = PAYMENTS_EXCHANGE
+    payment_results_queue: str = "orders.payment-results"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -40,6 +42,8 @@ class Settings:
             amqp_url=env_str(env, "RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/"),
             exchange=env_str(env, "ORDERS_EXCHANGE", ORDERS_EXCHANGE),
             relay_page_size=env_int(env, "RELAY_PAGE_SIZE", 500),
+            payments_exchange=env_str(env, "PAYMENTS_EXCHANGE", PAYMENTS_EXCHANGE),
+            payment_results_queue=env_str(env, "PAYMENT_RESULTS_QUEUE", "orders.payment-results"),
         )
 
     def eventsourcing_env(self) -> dict[str, str]:

@@ -20,6 +20,7 @@ class OrderView(msgspec.Struct, frozen=True, kw_only=True):
     currency: str
     total: Decimal
     status: str
+    payment_status: str
     version: int
     created_at: datetime
     updated_at: datetime
@@ -36,6 +37,7 @@ class OrderView(msgspec.Struct, frozen=True, kw_only=True):
             currency=order.currency,
             total=order.total,
             status=str(order.status),
+            payment_status=str(order.payment_status),
             version=order.version,
             created_at=order.created_on,
             updated_at=order.modified_on,

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from ordersystem.preflight import preflight, report
@@ -33,6 +34,7 @@ class Service:
 SERVICES = {
     "orders": (Service("order_service.api:app_from_env", "ORDER"), 3001),
     "customers": (Service("customer_service.api:app_from_env", "CUSTOMER"), 3002),
+    "payments": (Service("payment_service.api:app_from_env", "PAYMENT"), 3003),
 }
 
 
@@ -55,11 +57,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_relay(_: argparse.Namespace) -> int:
-    from order_service.relay import run_relay
-    from order_service.settings import Settings
+def cmd_relay(args: argparse.Namespace) -> int:
+    if args.service == "payments":
+        from payment_service.relay import run_relay as run_payment_relay
+        from payment_service.settings import Settings as PaymentSettings
 
-    asyncio.run(run_relay(Settings.from_env(os.environ)))
+        asyncio.run(run_payment_relay(PaymentSettings.from_env(os.environ)))
+    else:
+        from order_service.relay import run_relay
+        from order_service.settings import Settings
+
+        asyncio.run(run_relay(Settings.from_env(os.environ)))
+    return 0
+
+
+def cmd_consume(args: argparse.Namespace) -> int:
+    if args.stream == "order-created":
+        from payment_service.processor import run_processor
+        from payment_service.settings import Settings as PaymentSettings
+
+        asyncio.run(run_processor(PaymentSettings.from_env(os.environ)))
+    else:
+        from order_service.payment_results import run_payment_results
+        from order_service.settings import Settings
+
+        asyncio.run(run_payment_results(Settings.from_env(os.environ)))
     return 0
 
 
@@ -164,12 +186,21 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     if args.service in ("orders", "all"):
         from order_service.application import Orders
         from order_service.settings import Settings as OrderSettings
-        from servicekit.postgres import ensure_database
+        from servicekit.postgres import create_application
 
         settings = OrderSettings.from_env(os.environ)
-        ensure_database(settings.postgres)
-        Orders(env=settings.eventsourcing_env()).close()  # creates the tables it lacks
+        make = partial(Orders, env=settings.eventsourcing_env())
+        create_application(make, settings.postgres).close()  # creates the tables it lacks
         print("orders: event store and order summaries ready")
+    if args.service in ("payments", "all"):
+        from payment_service.application import Payments
+        from payment_service.settings import Settings as PaymentSettings
+        from servicekit.postgres import create_application
+
+        payment_settings = PaymentSettings.from_env(os.environ)
+        make_payments = partial(Payments, env=payment_settings.eventsourcing_env())
+        create_application(make_payments, payment_settings.postgres).close()
+        print("payments: event store ready")
     return 0
 
 
@@ -192,12 +223,15 @@ def cmd_run(_: argparse.Namespace) -> int:
         print(report(findings), file=sys.stderr)
         return 1
     processes = []
-    for name in ("customers", "orders"):
+    for name in ("customers", "orders", "payments"):
         service, default_port = SERVICES[name]
         host = "127.0.0.1" if service.host() in ("0.0.0.0", "::") else service.host()
         url = f"http://{host}:{service.port(default_port)}/health/ready"
         processes.append(Process(name, command("serve", name), url))
-    processes.append(Process("relay", command("relay")))
+    processes.append(Process("relay", command("relay", "orders")))
+    processes.append(Process("payment-relay", command("relay", "payments")))
+    processes.append(Process("payments", command("consume", "order-created")))
+    processes.append(Process("payment-results", command("consume", "payment-results")))
     for projection in ("orders-count", "orders-by-status"):
         processes.append(Process(projection, command("project", projection)))
     asyncio.run(supervise(processes))
@@ -220,21 +254,30 @@ def parser() -> argparse.ArgumentParser:
     add(
         "run",
         cmd_run,
-        "start every process (APIs, relay, projector), restart any that dies; Ctrl-C stops",
+        "start every process (three APIs, two relays, the consumers), restart any that dies",
     )
     serve = add("serve", cmd_serve, "serve one HTTP API in the foreground")
     serve.add_argument("service", choices=sorted(SERVICES), help="which API")
+    serve.add_argument("--host", help="bind address (default: $<SERVICE>_API_HOST or 127.0.0.1)")
     serve.add_argument(
-        "--host", help="bind address (default: $ORDER_API_HOST / $CUSTOMER_API_HOST or 127.0.0.1)"
+        "--port", type=int, help="port (default: 3001 orders, 3002 customers, 3003 payments)"
     )
-    serve.add_argument("--port", type=int, help="port (default: 3001 orders, 3002 customers)")
     serve.add_argument("--workers", type=int, default=1, help="server worker processes")
-    add(
+    relay = add(
         "relay",
         cmd_relay,
-        "publish the order event store's log to RabbitMQ (exchange $ORDERS_EXCHANGE), in "
-        "order, with confirms; a second instance waits as a hot standby",
+        "publish a service's event log to RabbitMQ (orders: exchange $ORDERS_EXCHANGE, "
+        "payments: $PAYMENTS_EXCHANGE), in order, with confirms; a second instance waits "
+        "as a hot standby",
     )
+    relay.add_argument("service", nargs="?", default="orders", choices=["orders", "payments"])
+    consume = add(
+        "consume",
+        cmd_consume,
+        "order-created: the payment service decides each new order's payment; "
+        "payment-results: the order service records each payment outcome on its order",
+    )
+    consume.add_argument("stream", choices=["order-created", "payment-results"])
     for name, handler, text in (
         (
             "project",

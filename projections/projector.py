@@ -21,7 +21,13 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMess
 
 from contracts.codec import ContractError, decode
 from contracts.events import ORDER_EVENTS_BINDING
-from contracts.messaging import dead_letter, declare_consumer_queue
+from contracts.messaging import (
+    dead_letter,
+    declare_consumer_queue,
+    into,
+    keep_running,
+    next_message,
+)
 from projections.feed import FeedClient, FeedUnavailableError
 from projections.projection import Projection
 from projections.sequencer import Event, Hole, Outcome, sequence
@@ -92,19 +98,16 @@ class Projector:
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Project until `stopping` is set; back off and start again on any failure."""
-        backoff = 0.5
-        while not stopping.is_set():
-            started = time.monotonic()
-            try:
-                await self._project(stopping)
-            except Exception as exc:  # broker, database or feed trouble: start again
-                self.failures += 1
-                log.warning("projector %s: %s: %s", self.projection.name, type(exc).__name__, exc)
-            if time.monotonic() - started > 30:
-                backoff = 0.5
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), backoff)
-            backoff = min(backoff * 2, self.settings.max_backoff)
+        await keep_running(
+            f"projector {self.projection.name}",
+            lambda: self._project(stopping),
+            stopping,
+            on_failure=self._failed,
+            max_backoff=self.settings.max_backoff,
+        )
+
+    def _failed(self, _: Exception) -> None:
+        self.failures += 1
 
     async def _project(self, stopping: asyncio.Event) -> None:
         conninfo = self.settings.conninfo
@@ -116,7 +119,7 @@ class Projector:
                 await channel.set_qos(prefetch_count=self.settings.prefetch)
                 queue, dead_letters = await declare_topology(channel, self.settings)
                 inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
-                await queue.consume(_put(inbox))
+                await queue.consume(into(inbox))
                 while not stopping.is_set():
                     batch = await self._collect(inbox, stopping)
                     if batch:
@@ -132,18 +135,10 @@ class Projector:
         self, inbox: asyncio.Queue[AbstractIncomingMessage], stopping: asyncio.Event
     ) -> list[AbstractIncomingMessage]:
         """A batch: the first message (or nothing, after the idle interval), then what follows."""
-        first = asyncio.ensure_future(inbox.get())
-        stopped = asyncio.ensure_future(stopping.wait())
-        await asyncio.wait(
-            {first, stopped},
-            timeout=self.settings.catch_up_interval,
-            return_when=asyncio.FIRST_COMPLETED,
-        )
-        stopped.cancel()
-        if not first.done():
-            first.cancel()
+        first = await next_message(inbox, stopping, self.settings.catch_up_interval)
+        if first is None:
             return []
-        batch = [first.result()]
+        batch = [first]
         deadline = time.monotonic() + self.settings.linger
         while len(batch) < self.settings.batch_size:
             if inbox.empty():
@@ -211,10 +206,3 @@ class Projector:
                 log.info("projector %s caught up %d from the feed", self.projection.name, applied)
         except FeedUnavailableError as exc:
             log.info("projector %s: feed unavailable for catch-up: %s", self.projection.name, exc)
-
-
-def _put(inbox: asyncio.Queue[AbstractIncomingMessage]) -> Any:
-    async def on_message(message: AbstractIncomingMessage) -> None:
-        inbox.put_nowait(message)
-
-    return on_message

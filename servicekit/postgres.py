@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 import psycopg
 from psycopg import sql
@@ -65,9 +66,25 @@ def ensure_database(settings: PostgresSettings) -> bool:
             return False
         try:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(settings.dbname)))
-        except psycopg.errors.DuplicateDatabase:
+        except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
             return False  # another process created it a moment ago
         return True
+
+
+T = TypeVar("T")
+
+
+def create_application(factory: Callable[[], T], settings: PostgresSettings) -> T:
+    """Create the database if missing, then build the application (which creates its tables),
+    one process at a time: processes starting together would otherwise race to create them."""
+    with psycopg.connect(settings.conninfo("postgres"), autocommit=True) as conn:
+        key = f"create:{settings.dbname}"
+        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+        try:
+            ensure_database(settings)
+            return factory()
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
 
 
 def drop_database(settings: PostgresSettings) -> None:

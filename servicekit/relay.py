@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from dataclasses import dataclass
 
 import aio_pika
@@ -21,6 +20,7 @@ from aio_pika.abc import AbstractExchange
 
 from contracts.codec import encode
 from contracts.events import Envelope, IntegrationEvent
+from contracts.messaging import keep_running
 from servicekit.eventlog import EventLog
 
 log = logging.getLogger(__name__)
@@ -111,21 +111,17 @@ class Relay:
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Lead (or stand by) until `stopping` is set; back off and retry on any failure."""
-        backoff = 0.5
-        while not stopping.is_set():
-            started = time.monotonic()
-            try:
-                await self._lead(stopping)
-            except Exception as exc:  # the broker or the database went away: start again
-                self.failures += 1
-                log.warning("relay %s: %s: %s", self.settings.name, type(exc).__name__, exc)
-            finally:
-                self.leading = False
-            if time.monotonic() - started > 30:
-                backoff = 0.5
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), backoff)
-            backoff = min(backoff * 2, self.settings.max_backoff)
+        await keep_running(
+            f"relay {self.settings.name}",
+            lambda: self._lead(stopping),
+            stopping,
+            on_failure=self._failed,
+            max_backoff=self.settings.max_backoff,
+        )
+
+    def _failed(self, _: Exception) -> None:
+        self.failures += 1
+        self.leading = False
 
     async def _lead(self, stopping: asyncio.Event) -> None:
         conninfo = self.settings.conninfo

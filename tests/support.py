@@ -214,6 +214,16 @@ class Topology:
             await topology.bind()
         return topology
 
+    @classmethod
+    async def declare_on(cls, exchange: str, queue: str) -> Topology:
+        """A queue of the test's own, bound to an exchange someone else declares."""
+        async with await aio_pika.connect(AMQP_URL) as connection:
+            channel = await connection.channel()
+            await channel.declare_exchange(exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+        topology = cls(exchange=exchange, queue=queue)
+        await topology.bind()
+        return topology
+
     async def bind(self) -> None:
         async with await aio_pika.connect(AMQP_URL) as connection:
             channel = await connection.channel()
@@ -282,6 +292,9 @@ class Worker:
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Worker:
+        """Start the process, unless it is running already."""
+        if self.process is not None and self.process.poll() is None:
+            return self
         argv = [sys.executable, "-m", "ordersystem", *self.command]
         self.process = subprocess.Popen(argv, env={**os.environ, **self.env}, cwd=ROOT)
         return self
@@ -383,3 +396,11 @@ async def queue_exists(name: str) -> bool:
         except aio_pika.exceptions.ChannelClosed:
             return False
     return True
+
+
+async def queue_depth(name: str) -> int:
+    """Messages ready in a queue (not counting those delivered and not yet acknowledged)."""
+    async with await aio_pika.connect(AMQP_URL) as connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(name, passive=True)
+        return queue.declaration_result.message_count or 0

@@ -111,8 +111,9 @@ def dockerfile_instruction(name: str) -> list[str]:
 
 def test_compose_runs_every_process_of_ours() -> None:
     assert {"migrate", "customers", "orders"} <= set(OURS)
-    assert {"customers", "orders", "relay"} <= set(LONG_RUNNING)
-    assert {"customers", "orders"} == set(APIS)
+    assert {"customers", "orders", "payments", "relay", "payment-relay"} <= set(LONG_RUNNING)
+    assert {"payment-processor", "payment-results", "projector"} <= set(LONG_RUNNING)
+    assert {"customers", "orders", "payments"} == set(APIS)
 
 
 @pytest.mark.parametrize("name", sorted(OURS))

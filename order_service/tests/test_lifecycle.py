@@ -18,7 +18,14 @@ from order_service.application import (
     PlaceOrder,
     VersionMismatchError,
 )
-from order_service.domain import TRANSITIONS, InvalidTransitionError, Order, Status
+from order_service.domain import (
+    TRANSITIONS,
+    InvalidTransitionError,
+    Order,
+    PaymentRequiredError,
+    PaymentStatus,
+    Status,
+)
 
 COMMANDS = {
     Status.CONFIRMED: "confirm",
@@ -36,8 +43,8 @@ def orders() -> Iterator[Orders]:
     app.close()
 
 
-def order_in(status: Status) -> Order:
-    return Order.place(
+def order_in(status: Status, *, paid: bool = False) -> Order:
+    order = Order.place(
         order_id=uuid.uuid4(),
         customer_id=1,
         product_name="Widget",
@@ -45,6 +52,9 @@ def order_in(status: Status) -> Order:
         price=Decimal("5"),
         status=status,
     )
+    if paid:
+        order.record_payment(payment_id=uuid.uuid4(), succeeded=True)
+    return order
 
 
 def move(order: Order, target: Status) -> None:
@@ -58,16 +68,16 @@ def move(order: Order, target: Status) -> None:
 def test_each_move_is_allowed_exactly_when_the_lifecycle_says_so(
     start: Status, target: Status
 ) -> None:
-    order = order_in(start)
+    order = order_in(start, paid=True)  # shipping also needs a payment: see the tests below
 
     if target in TRANSITIONS[start]:
         move(order, target)
         assert order.status is target
-        assert order.version == 2
+        assert order.version == 3
     else:
         with pytest.raises(InvalidTransitionError):
             move(order, target)
-        assert (order.status, order.version) == (start, 1)  # refused: nothing recorded
+        assert (order.status, order.version) == (start, 2)  # refused: nothing recorded
 
 
 def test_a_cancelled_order_keeps_its_reason() -> None:
@@ -99,10 +109,10 @@ def test_an_if_match_on_a_stale_version_is_refused(orders: Orders) -> None:
     orders.transition(order_id, "confirm")
 
     with pytest.raises(VersionMismatchError) as stale:
-        orders.transition(order_id, "ship", expected_version=1)
+        orders.transition(order_id, "cancel", expected_version=1)
 
     assert stale.value.current == 2
-    assert orders.transition(order_id, "ship", expected_version=2).status == "shipped"
+    assert orders.transition(order_id, "cancel", expected_version=2).status == "cancelled"
 
 
 def test_the_history_lists_every_event_with_the_status_after_it(orders: Orders) -> None:
@@ -182,3 +192,72 @@ def test_an_order_stored_before_currency_existed_is_read_with_the_default(
 
     assert (old.currency, old.product_name, old.total) == ("EUR", "Lamp", Decimal("60.00"))
     assert orders.transition(order_id, "confirm").status == "confirmed"  # and it lives on
+
+
+def test_only_a_paid_order_can_be_shipped() -> None:
+    unpaid = order_in(Status.CONFIRMED)
+
+    with pytest.raises(PaymentRequiredError):
+        unpaid.ship()
+    assert unpaid.version == 1
+
+
+def test_the_first_payment_result_decides_and_a_later_one_never_flips_it() -> None:
+    paid, failed = order_in(Status.PENDING), order_in(Status.PENDING)
+
+    assert paid.record_payment(payment_id=uuid.uuid4(), succeeded=True)
+    assert not paid.record_payment(payment_id=uuid.uuid4(), succeeded=False, reason="late")
+    assert not paid.record_payment(payment_id=uuid.uuid4(), succeeded=True)
+    assert failed.record_payment(payment_id=uuid.uuid4(), succeeded=False, reason="declined")
+    assert not failed.record_payment(payment_id=uuid.uuid4(), succeeded=True)
+
+    assert (paid.payment_status, paid.version) == (PaymentStatus.PAID, 2)
+    assert failed.payment_status is PaymentStatus.FAILED
+
+
+@pytest.mark.parametrize(
+    ("start", "cancelled"),
+    [
+        (Status.PENDING, True),
+        (Status.CONFIRMED, True),
+        (Status.SHIPPED, False),
+        (Status.DELIVERED, False),
+        (Status.CANCELLED, False),
+    ],
+)
+def test_a_failed_payment_cancels_the_order_unless_it_has_shipped(
+    start: Status, cancelled: bool
+) -> None:
+    order = order_in(start)
+
+    order.record_payment(payment_id=uuid.uuid4(), succeeded=False, reason="amount_over_limit")
+
+    events = [type(e).__name__ for e in order.collect_events()]
+    assert order.payment_status is PaymentStatus.FAILED
+    assert (order.status is Status.CANCELLED) == (start is Status.CANCELLED or cancelled)
+    assert events == ["Placed", "PaymentFailed", *(["Cancelled"] if cancelled else [])]
+    if cancelled:
+        assert order.cancellation_reason == "payment_failed"
+
+
+def test_a_payment_for_an_order_cancelled_meanwhile_is_recorded_as_paid() -> None:
+    order = order_in(Status.PENDING)
+    order.cancel("changed my mind")
+
+    order.record_payment(payment_id=uuid.uuid4(), succeeded=True)
+
+    assert (order.status, order.payment_status) == (Status.CANCELLED, PaymentStatus.PAID)
+
+
+def test_recording_a_payment_result_twice_through_the_application_saves_once(
+    orders: Orders,
+) -> None:
+    order_id = place(orders)
+    payment_id = uuid.uuid4()
+
+    first = orders.record_payment(order_id, payment_id=payment_id, succeeded=True)
+    again = orders.record_payment(order_id, payment_id=payment_id, succeeded=True)
+
+    assert first == again
+    assert (first.payment_status, first.version) == ("paid", 2)
+    assert [e.type for e in orders.history(order_id)] == ["Placed", "Paid"]

@@ -1,17 +1,21 @@
-"""The whole system as real processes on free ports, with databases, exchange and queues."""
+"""The whole system as real processes on free ports, with databases, exchanges and queues."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from functools import partial
 
+import aio_pika
+import httpx
 import psycopg
 import pytest
 
 from customer_service.projector import PROJECTIONS
 from servicekit.postgres import PostgresSettings
 from tests.support import (
+    AMQP_URL,
     RUN_ID,
     Databases,
     ServiceProcess,
@@ -30,66 +34,115 @@ pytestmark = pytest.mark.e2e
 class System:
     customers: ServiceProcess
     orders: ServiceProcess
+    payments: ServiceProcess
     orders_db: PostgresSettings
     customers_db: PostgresSettings
-    exchange: str
-    queue_prefix: str  # each projector's queue is <prefix>.<projection>
-    topology: Topology | None = None  # a test queue bound to the exchange, for inspection
+    payments_db: PostgresSettings
+    prefix: str  # every exchange and queue of this system is named <prefix>.<something>
+    topology: Topology | None = None  # a test queue bound to the orders exchange, to inspect
     workers: dict[str, Worker] = field(default_factory=dict)
 
-    def stored_events(self) -> int:
-        with psycopg.connect(self.orders_db.conninfo()) as conn:
-            row = conn.execute("SELECT count(*) FROM orders_events").fetchone()
-            assert row is not None
-            return int(row[0])
+    @property
+    def exchange(self) -> str:
+        return f"{self.prefix}.orders"
+
+    @property
+    def queue_prefix(self) -> str:  # each projector's queue is <queue_prefix>.<projection>
+        return f"{self.prefix}.read"
 
     @property
     def projection_queue(self) -> str:
         """The orders-count projector's queue."""
         return f"{self.queue_prefix}.orders-count"
 
+    def messaging_env(self) -> dict[str, str]:
+        return {
+            "ORDERS_EXCHANGE": self.exchange,
+            "PAYMENTS_EXCHANGE": f"{self.prefix}.payments",
+            "PAYMENT_QUEUE": f"{self.prefix}.payments.order-created",
+            "PAYMENT_RESULTS_QUEUE": f"{self.prefix}.orders.payment-results",
+        }
+
+    def consumer_queues(self) -> list[str]:
+        env = self.messaging_env()
+        projections = [f"{self.queue_prefix}.{p}" for p in PROJECTIONS]
+        return [*projections, env["PAYMENT_QUEUE"], env["PAYMENT_RESULTS_QUEUE"]]
+
+    def stored_orders(self) -> int:
+        """How many orders the event store holds (streams, not events: payments add events)."""
+        with psycopg.connect(self.orders_db.conninfo()) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM orders_events WHERE originator_version = 1"
+            ).fetchone()
+            assert row is not None
+            return int(row[0])
+
     def projector_env(self) -> dict[str, str]:
         return {
             "CUSTOMERS_DB": self.customers_db.dbname,
             "ORDER_SERVICE_URL": self.orders.url,
-            "ORDERS_EXCHANGE": self.exchange,
             "PROJECTION_QUEUE_PREFIX": self.queue_prefix,
+            **self.messaging_env(),
         }
 
-    async def delete_projection_queues(self) -> None:
+    def start_workers(self) -> None:
+        self.workers["relay"] = relay_process(self.orders.env).start()
+        self.workers["payment-relay"] = Worker(("relay", "payments"), self.payments.env).start()
+        self.workers["payments"] = Worker(("consume", "order-created"), self.payments.env).start()
+        self.workers["payment-results"] = Worker(
+            ("consume", "payment-results"), self.orders.env
+        ).start()
         for projection in PROJECTIONS:
-            await Topology(exchange="", queue=f"{self.queue_prefix}.{projection}").delete_queues()
+            self.workers[projection] = projector_process(self.projector_env(), projection).start()
+
+    async def wait_for_consumer_queues(self) -> None:
+        """Messages published before a consumer's queue exists would never reach it."""
+        for queue in self.consumer_queues():
+            await eventually(partial(queue_exists, queue), within=30, what=f"queue {queue}")
 
     def stop(self) -> None:
         for worker in self.workers.values():
             worker.stop()
-        self.orders.stop()
-        self.customers.stop()
+        for service in (self.orders, self.payments, self.customers):
+            service.stop()
+
+    async def delete_messaging(self) -> None:
+        for queue in self.consumer_queues():
+            await Topology(exchange="", queue=queue).delete_queues()
+        async with await aio_pika.connect(AMQP_URL) as connection:
+            channel = await connection.channel()
+            for exchange in (self.exchange, self.messaging_env()["PAYMENTS_EXCHANGE"]):
+                await channel.exchange_delete(exchange)
 
 
-def start_system(databases: Databases, *, exchange: str = "", workers: bool = False) -> System:
-    """Both APIs (and with `workers`, the relay and the projector) on free ports."""
+def start_system(databases: Databases, *, prefix: str = "", workers: bool = False) -> System:
+    """The three APIs (and with `workers`, every worker process) on free ports."""
     customers_db, orders_db = databases.fresh("customers"), databases.fresh("orders")
-    exchange = exchange or f"t{RUN_ID}.{orders_db.dbname}.orders"
-    customers = ServiceProcess("customers", {})
-    orders = ServiceProcess("orders", {})
-    system = System(customers, orders, orders_db, customers_db, exchange, f"{exchange}.read")
-    customers.env = {**system.projector_env()}
+    payments_db = databases.fresh("payments")
+    customers, orders = ServiceProcess("customers", {}), ServiceProcess("orders", {})
+    payments = ServiceProcess("payments", {})
+    system = System(
+        customers,
+        orders,
+        payments,
+        orders_db,
+        customers_db,
+        payments_db,
+        prefix or f"t{RUN_ID}.{orders_db.dbname}",
+    )
+    customers.env = system.projector_env()
     orders.env = {
         "ORDERS_DB": orders_db.dbname,
         "CUSTOMER_SERVICE_URL": customers.url,
         "CUSTOMER_BREAKER_RESET_AFTER": "1",
-        "ORDERS_EXCHANGE": exchange,
+        **system.messaging_env(),
     }
+    payments.env = {"PAYMENTS_DB": payments_db.dbname, **system.messaging_env()}
     try:
-        customers.start()
-        orders.start()
+        for service in (customers, orders, payments):
+            service.start()
         if workers:
-            system.workers["relay"] = relay_process(orders.env).start()
-            for projection in PROJECTIONS:
-                system.workers[projection] = projector_process(
-                    system.projector_env(), projection
-                ).start()
+            system.start_workers()
     except BaseException:
         system.stop()
         raise
@@ -98,13 +151,21 @@ def start_system(databases: Databases, *, exchange: str = "", workers: bool = Fa
 
 @pytest.fixture(scope="session")
 async def system(databases: Databases, rabbitmq_up: None) -> AsyncIterator[System]:
-    topology = await Topology.declare("e2e")
-    running = start_system(databases, exchange=topology.exchange, workers=True)
-    running.topology = topology
-    for projection in PROJECTIONS:  # messages published before a queue exists would be lost
-        queue = f"{running.queue_prefix}.{projection}"
-        await eventually(partial(queue_exists, queue), within=30, what=f"queue {queue}")
+    running = start_system(databases, prefix=f"t{RUN_ID}.e2e", workers=True)
+    running.topology = await Topology.declare_on(running.exchange, f"{running.prefix}.inspect")
+    await running.wait_for_consumer_queues()
     yield running
     running.stop()
-    await topology.delete()
-    await running.delete_projection_queues()
+    await running.topology.delete_queues()
+    await running.delete_messaging()
+
+
+def wait_for_payment(system: System, order_id: str, status: str = "paid") -> dict[str, object]:
+    """Poll (bounded) until the order's payment_status is `status`; the order then."""
+    deadline = time.monotonic() + 15
+    while True:
+        order: dict[str, object] = httpx.get(f"{system.orders.url}/api/v1/orders/{order_id}").json()
+        if order["payment_status"] == status:
+            return order
+        assert time.monotonic() < deadline, f"order {order_id} not {status}: {order}"
+        time.sleep(0.05)

@@ -31,7 +31,7 @@ def test_orders_fail_fast_while_the_customer_service_is_down_and_recover_after(
     own_system: System,
 ) -> None:
     own_system.customers.stop()
-    events = own_system.stored_events()
+    orders = own_system.stored_orders()
 
     started = time.monotonic()
     answers = [place(own_system) for _ in range(8)]
@@ -39,7 +39,7 @@ def test_orders_fail_fast_while_the_customer_service_is_down_and_recover_after(
     assert {r.status_code for r in answers} == {503}
     assert time.monotonic() - started < 8 * 3.0
     assert all(r.json()["code"] == "customer_service_unavailable" for r in answers)
-    assert own_system.stored_events() == events
+    assert own_system.stored_orders() == orders
 
     restarted = ServiceProcess(
         "customers", own_system.customers.env, port=own_system.customers.port
@@ -50,4 +50,4 @@ def test_orders_fail_fast_while_the_customer_service_is_down_and_recover_after(
         assert response.status_code == 503
         assert time.monotonic() < deadline, "orders did not recover within 10 s"
         time.sleep(0.2)
-    assert own_system.stored_events() == events + 1
+    assert own_system.stored_orders() == orders + 1

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import System
+from tests.e2e.conftest import System, wait_for_payment
 
 pytestmark = pytest.mark.e2e
 
@@ -16,9 +16,11 @@ ORDER = {"customer_id": 5, "product_name": "Desk", "quantity": 1, "price": "250.
 
 
 def create(system: System) -> dict[str, Any]:
+    """A new order, once its payment went through (only a paid order can be shipped)."""
     response = httpx.post(f"{system.orders.url}/api/v1/orders", json=ORDER)
     assert response.status_code == 201
     body: dict[str, Any] = response.json()
+    wait_for_payment(system, body["id"])
     return body
 
 
@@ -37,7 +39,7 @@ def test_confirm_then_ship_succeed_and_cancel_after_ship_is_a_409(system: System
     assert (shipped.status_code, shipped.json()["status"], shipped.headers["etag"]) == (
         200,
         "shipped",
-        '"3"',
+        '"4"',
     )
     assert cancelled.status_code == 409
     assert cancelled.json()["code"] == "invalid_transition"
@@ -47,12 +49,12 @@ def test_if_match_must_name_the_current_version(system: System) -> None:
     order = create(system)
 
     stale = act(system, order["id"], "confirm", headers={"If-Match": '"7"'})
-    matching = act(system, order["id"], "confirm", headers={"If-Match": '"1"'})
-    again = act(system, order["id"], "ship", headers={"If-Match": '"1"'})
+    matching = act(system, order["id"], "confirm", headers={"If-Match": '"2"'})  # placed, paid
+    again = act(system, order["id"], "ship", headers={"If-Match": '"2"'})
 
     assert stale.status_code == 412
     assert stale.json()["code"] == "precondition_failed"
-    assert stale.headers["etag"] == '"1"'
+    assert stale.headers["etag"] == '"2"'
     assert matching.status_code == 200
     assert again.status_code == 412
 
@@ -101,7 +103,7 @@ async def test_concurrent_transitions_on_one_order_never_lose_an_update(system: 
 
     winners = [r for r in responses if r.status_code == 200]
     assert {r.status_code for r in responses} <= {200, 409}
-    assert len(history) == 1 + len(winners)  # every success is an event, nothing more
+    assert len(history) == 2 + len(winners)  # placed, paid, and one event per success
     assert final["version"] == len(history)
     assert final["status"] == history[-1]["status"]
 
@@ -117,11 +119,13 @@ def test_the_history_lists_every_event_and_version_1_shows_pending(system: Syste
 
     assert [(e["version"], e["type"], e["status"]) for e in history] == [
         (1, "Placed", "pending"),
-        (2, "Confirmed", "confirmed"),
-        (3, "Shipped", "shipped"),
+        (2, "Paid", "pending"),
+        (3, "Confirmed", "confirmed"),
+        (4, "Shipped", "shipped"),
     ]
-    assert history[1]["correlation_id"] == "audit-1"
-    assert history[1]["data"] == {"from_status": "pending"}
+    assert history[1]["correlation_id"] == history[0]["correlation_id"]  # caused by the POST
+    assert history[2]["correlation_id"] == "audit-1"
+    assert history[2]["data"] == {"from_status": "pending"}
     assert first["status"] == "pending"
     assert httpx.get(url).json()["status"] == "shipped"
 

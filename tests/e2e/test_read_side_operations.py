@@ -12,7 +12,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.e2e.conftest import System
+from tests.e2e.conftest import System, wait_for_payment
 from tests.support import ROOT, eventually
 
 pytestmark = pytest.mark.e2e
@@ -80,6 +80,7 @@ def some_lifecycles(system: System) -> list[str]:
     for action in ("confirm", "ship", "cancel", None):
         body = {"customer_id": 3, "product_name": "Chair", "quantity": 1, "price": "40"}
         order = httpx.post(f"{system.orders.url}/api/v1/orders", json=body).json()
+        wait_for_payment(system, order["id"])
         if action == "ship":
             httpx.post(f"{system.orders.url}/api/v1/orders/{order['id']}/confirm")
         if action:
@@ -145,12 +146,12 @@ async def test_a_replay_is_absorbed_without_double_counting(system: System, to_q
 
 
 def test_audit_prints_the_stream_and_the_state_at_a_moment(system: System) -> None:
-    order = some_lifecycles(system)[1]  # placed, confirmed, shipped
+    order = some_lifecycles(system)[1]  # placed, paid, confirmed, shipped
     history = httpx.get(f"{system.orders.url}/api/v1/orders/{order}/events").json()
 
     table_out = ordersystem(system, "audit", "order", order, env=orders_env(system))
     at_confirm = ordersystem(
-        system, "audit", "order", order, "--at", history[1]["occurred_at"], env=orders_env(system)
+        system, "audit", "order", order, "--at", history[2]["occurred_at"], env=orders_env(system)
     )
     before_it = ordersystem(
         system, "audit", "order", order, "--at", "2000-01-01T00:00:00", env=orders_env(system)
@@ -159,10 +160,10 @@ def test_audit_prints_the_stream_and_the_state_at_a_moment(system: System) -> No
     assert table_out.returncode == 0
     lines = table_out.stdout.splitlines()
     assert lines[0].split()[:3] == ["version", "occurred_at", "event"]
-    assert [line.split()[2] for line in lines[2:]] == ["Placed", "Confirmed", "Shipped"]
+    assert [line.split()[2] for line in lines[2:]] == ["Placed", "Paid", "Confirmed", "Shipped"]
     assert "status" in at_confirm.stdout
     assert "confirmed" in at_confirm.stdout
-    assert "(version 2)" in at_confirm.stdout
+    assert "(version 3)" in at_confirm.stdout
     assert before_it.returncode == 1
 
 

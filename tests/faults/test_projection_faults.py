@@ -41,9 +41,7 @@ async def system(databases: Databases) -> AsyncIterator[System]:
     running = start_system(databases)
     yield running
     running.stop()
-    await running.delete_projection_queues()
-    async with await aio_pika.connect(AMQP_URL) as connection:
-        await (await connection.channel()).exchange_delete(running.exchange)
+    await running.delete_messaging()
 
 
 @pytest.fixture

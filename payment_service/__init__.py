@@ -1,0 +1,1 @@
+"""The payment service: simulated payments for orders, event sourced, each charged once."""

@@ -1,0 +1,113 @@
+"""The payment service's HTTP API: show payments, by id or by order."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Annotated
+from uuid import UUID
+
+from litestar import Litestar, get
+from litestar.datastructures import State
+from litestar.openapi import OpenAPIConfig
+from litestar.params import FromPath, Parameter
+
+from payment_service.application import PaymentNotFoundError, Payments, PaymentView
+from payment_service.relay import RELAY_NAME, event_log
+from payment_service.settings import Settings
+from servicekit.health import health_handlers
+from servicekit.postgres import create_application
+from servicekit.problems import (
+    EXCEPTION_HANDLERS,
+    MALFORMED,
+    FieldError,
+    ProblemError,
+    problem_spec,
+    validation_failed,
+)
+from servicekit.relay import relay_lag
+
+
+def payments(state: State) -> Payments:
+    app: Payments = state.payments
+    return app
+
+
+@get(
+    "/api/v1/payments/{payment_id:str}",
+    operation_id="getPayment",
+    tags=["payments"],
+    responses={400: problem_spec(MALFORMED), 404: problem_spec("No payment has this id")},
+)
+async def get_payment(payment_id: FromPath[str], state: State) -> PaymentView:
+    """One payment: its order, amount, and what was decided."""
+    try:
+        return await asyncio.to_thread(payments(state).get, UUID(payment_id))
+    except (ValueError, PaymentNotFoundError):
+        raise ProblemError(404, "payment_not_found", "No such payment", payment_id) from None
+
+
+@get(
+    "/api/v1/payments",
+    operation_id="listPayments",
+    tags=["payments"],
+    responses={400: problem_spec(MALFORMED), 422: problem_spec("order_id missing or malformed")},
+)
+async def payments_of_order(
+    state: State,
+    order_id: Annotated[
+        str | None, Parameter(description="the order whose payment to show")
+    ] = None,
+) -> list[PaymentView]:
+    """The payment of an order (an order has at most one): `?order_id=...`."""
+    try:
+        order = UUID(order_id or "")
+    except ValueError:
+        message = "is required and must be a UUID"
+        raise validation_failed([FieldError(field="order_id", message=message)]) from None
+    found = await asyncio.to_thread(payments(state).for_order, order)
+    return [found] if found else []
+
+
+def create_app(settings: Settings) -> Litestar:
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        make = partial(Payments, env=settings.eventsourcing_env())
+        app.state.payments = await asyncio.to_thread(create_application, make, settings.postgres)
+        app.state.event_log = event_log(app.state.payments)
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(app.state.payments.close)
+
+    async def event_store() -> None:
+        await asyncio.to_thread(payments(app.state).recorder.max_notification_id)
+
+    async def relay() -> dict[str, int]:
+        """Reported, not required: the API serves while the relay catches up."""
+        with contextlib.suppress(Exception):
+            conninfo = settings.postgres.conninfo()
+            return await asyncio.to_thread(relay_lag, app.state.event_log, conninfo, RELAY_NAME)
+        return {}
+
+    app = Litestar(
+        route_handlers=[
+            get_payment,
+            payments_of_order,
+            *health_handlers({"postgres": event_store}, reports={"relay": relay}),
+        ],
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=OpenAPIConfig(title="Payment service", version="1.0.0"),
+        request_max_body_size=64 * 1024,
+    )
+    return app
+
+
+def app_from_env() -> Litestar:
+    """The factory the server imports: settings from this process's environment."""
+    return create_app(Settings.from_env(os.environ))

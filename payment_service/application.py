@@ -1,0 +1,85 @@
+"""The Payments application: take a payment request once, and show payments."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError
+
+from payment_service.domain import Payment
+
+PAYMENT_NAMESPACE = UUID("b7a9c1d3-5e7f-4a1b-9c3d-5e7f9a1b3c5d")
+
+
+class PaymentView(msgspec.Struct, frozen=True, kw_only=True):
+    id: UUID
+    order_id: UUID
+    amount: Decimal
+    currency: str
+    status: str
+    reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, payment: Payment) -> PaymentView:
+        return cls(
+            id=payment.id,
+            order_id=payment.order_id,
+            amount=payment.amount,
+            currency=payment.currency,
+            status=str(payment.status),
+            reason=payment.reason,
+            created_at=payment.created_on,
+            updated_at=payment.modified_on,
+        )
+
+
+class PaymentNotFoundError(Exception):
+    pass
+
+
+def payment_id_for(order_id: UUID) -> UUID:
+    """A payment's id is its order's, in another namespace: one payment per order, ever."""
+    return uuid.uuid5(PAYMENT_NAMESPACE, str(order_id))
+
+
+class Payments(Application[UUID]):
+    name = "payments"
+
+    def pay(
+        self, *, order_id: UUID, amount: Decimal, currency: str, correlation_id: str = ""
+    ) -> PaymentView:
+        """Decide the order's payment; a repeated request returns the first decision."""
+        payment = Payment.request(
+            payment_id=payment_id_for(order_id),
+            order_id=order_id,
+            amount=amount,
+            currency=currency,
+            correlation_id=correlation_id,
+        )
+        payment.decide(correlation_id)
+        try:
+            self.save(payment)
+        except IntegrityError:  # redelivered: this order was decided before, never charge twice
+            return self.get(payment.id)
+        return PaymentView.of(payment)
+
+    def get(self, payment_id: UUID) -> PaymentView:
+        try:
+            payment: Any = self.repository.get(payment_id)
+        except AggregateNotFoundError:
+            raise PaymentNotFoundError(payment_id) from None
+        return PaymentView.of(payment)
+
+    def for_order(self, order_id: UUID) -> PaymentView | None:
+        try:
+            return self.get(payment_id_for(order_id))
+        except PaymentNotFoundError:
+            return None

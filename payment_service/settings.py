@@ -1,0 +1,45 @@
+"""The payment service's configuration, read from the environment once."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from contracts.events import ORDERS_EXCHANGE, PAYMENTS_EXCHANGE
+from servicekit.env import env_int, env_str
+from servicekit.postgres import PostgresSettings
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    postgres: PostgresSettings
+    host: str = "127.0.0.1"
+    port: int = 3003
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    orders_exchange: str = ORDERS_EXCHANGE
+    exchange: str = PAYMENTS_EXCHANGE  # where its relay publishes payment outcomes
+    queue: str = "payments.order-created"
+    relay_page_size: int = 500
+    db_pool_size: int = 5
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        return cls(
+            postgres=PostgresSettings.from_env(env, dbname_var="PAYMENTS_DB", dbname="payments"),
+            host=env_str(env, "PAYMENT_API_HOST", "127.0.0.1"),
+            port=env_int(env, "PAYMENT_API_PORT", 3003),
+            amqp_url=env_str(env, "RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/"),
+            orders_exchange=env_str(env, "ORDERS_EXCHANGE", ORDERS_EXCHANGE),
+            exchange=env_str(env, "PAYMENTS_EXCHANGE", PAYMENTS_EXCHANGE),
+            queue=env_str(env, "PAYMENT_QUEUE", "payments.order-created"),
+            relay_page_size=env_int(env, "RELAY_PAGE_SIZE", 500),
+            db_pool_size=env_int(env, "PAYMENT_DB_POOL_SIZE", 5),
+        )
+
+    def eventsourcing_env(self) -> dict[str, str]:
+        return {
+            **self.postgres.eventsourcing_env(),
+            "POSTGRES_POOL_SIZE": str(self.db_pool_size),
+            "POSTGRES_MAX_OVERFLOW": "0",
+            "POSTGRES_PRE_PING": "y",
+        }
