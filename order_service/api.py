@@ -7,6 +7,7 @@ import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import datetime
 from functools import partial
@@ -360,7 +361,14 @@ async def list_events(
 def create_app(settings: Settings) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        make = partial(Orders, env=settings.eventsourcing_env())
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(settings.api_threads, thread_name_prefix="orders")
+        )
+        make = partial(
+            Orders,
+            env=settings.eventsourcing_env(),
+            group_commit=settings.commit_mode == "group",
+        )
         app.state.orders = await call(create_application, make, settings.postgres)
         app.state.event_log = event_log(app.state.orders)
         app.state.customers = CustomerServiceClient(

@@ -22,6 +22,7 @@ from order_service.recorders import (
     PostgresOrderRecorder,
 )
 from order_service.views import OrderPage, OrderView
+from servicekit.groupcommit import GroupCommitter
 
 # Order ids derived from an Idempotency-Key live in their own namespace.
 IDEMPOTENCY_NAMESPACE = UUID("6f1d0c1e-9c7a-4d5e-8a43-2b8f0f7d5e10")
@@ -55,6 +56,14 @@ class HistoryEntry:
 class Placement:
     order: OrderView
     created: bool  # False when an Idempotency-Key replay returned the existing order
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """What one save commits: collected events (safe to retry) and their summary rows."""
+
+    events: list[Any]
+    views: list[OrderView]
 
 
 class OrderNotFoundError(OrderError):
@@ -96,9 +105,31 @@ class Orders(Application[UUID]):
             return InMemoryOrderRecorder()
         return super().construct_recorder()
 
+    def __init__(self, env: Any = None, *, group_commit: bool = False) -> None:
+        super().__init__(env)
+        # With group commit, concurrent saves share transactions; without, one each.
+        self.committer = GroupCommitter(self._commit) if group_commit else None
+
     def save_orders(self, *orders: Order) -> None:
-        """Save the orders' new events and their summaries in one transaction."""
-        self.save(*orders, order_views=[OrderView.of(order) for order in orders])
+        """Save the orders' new events and their summaries, atomically."""
+        unit = _Unit(
+            events=[event for order in orders for event in order.collect_events()],
+            views=[OrderView.of(order) for order in orders],
+        )
+        if self.committer is None:
+            self._commit([unit])
+        else:
+            self.committer.save(unit)
+
+    def _commit(self, units: list[_Unit]) -> None:
+        """One transaction for all the units' events and summary rows."""
+        events = [event for unit in units for event in unit.events]
+        self.save(*events, order_views=[view for unit in units for view in unit.views])
+
+    def close(self) -> None:
+        if self.committer is not None:
+            self.committer.close()
+        super().close()
 
     def place(
         self, command: PlaceOrder, *, idempotency_key: str | None = None, correlation_id: str = ""

@@ -6,8 +6,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from contracts.events import ORDERS_EXCHANGE, PAYMENTS_EXCHANGE
-from servicekit.env import env_float, env_int, env_str
+from servicekit.env import SettingsError, env_float, env_int, env_str
 from servicekit.postgres import PostgresSettings
+
+
+def commit_mode(value: str) -> str:
+    if value not in ("group", "single"):
+        raise SettingsError(f"ORDER_COMMIT_MODE must be group or single, not {value!r}")
+    return value
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -25,6 +31,8 @@ class Settings:
     exchange: str = ORDERS_EXCHANGE
     relay_page_size: int = 500
     payments_exchange: str = PAYMENTS_EXCHANGE
+    commit_mode: str = "group"  # or "single": one transaction per save (the baseline)
+    api_threads: int = 64  # calls into the synchronous application run in these
     payment_results_queue: str = "orders.payment-results"
 
     @classmethod
@@ -43,6 +51,8 @@ class Settings:
             exchange=env_str(env, "ORDERS_EXCHANGE", ORDERS_EXCHANGE),
             relay_page_size=env_int(env, "RELAY_PAGE_SIZE", 500),
             payments_exchange=env_str(env, "PAYMENTS_EXCHANGE", PAYMENTS_EXCHANGE),
+            commit_mode=commit_mode(env_str(env, "ORDER_COMMIT_MODE", "group")),
+            api_threads=env_int(env, "ORDER_API_THREADS", 64),
             payment_results_queue=env_str(env, "PAYMENT_RESULTS_QUEUE", "orders.payment-results"),
         )
 

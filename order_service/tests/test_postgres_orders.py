@@ -100,3 +100,27 @@ def test_an_order_reads_back_as_it_was_stored(orders: Orders) -> None:
 
     assert orders.get_order(placed.order.id) == placed.order
     assert orders.get_order(placed.order.id, version=1).total == Decimal("29.97")
+
+
+def test_with_group_commit_concurrent_duplicates_still_create_one_order(
+    orders: Orders, database: PostgresSettings
+) -> None:
+    grouped = Orders(env=database.eventsourcing_env(), group_commit=True)
+    events = count(database, "orders_events")
+    try:
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            placements = list(
+                pool.map(
+                    lambda n: grouped.place(
+                        widget(customer_id=106),
+                        idempotency_key="pg-key-3" if n % 2 else None,
+                    ),
+                    range(32),
+                )
+            )
+    finally:
+        grouped.close()
+
+    assert sum(p.created for p in placements) == 17  # 16 without a key, 1 of the 16 with it
+    assert count(database, "orders_events") == events + 17
+    assert len(orders.list_orders(customer_id=106, limit=100).orders) == 17

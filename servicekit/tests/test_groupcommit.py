@@ -1,0 +1,93 @@
+"""Group commit: shared transactions under load, no added wait when idle, failures isolated."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from eventsourcing.persistence import IntegrityError, OperationalError
+
+from servicekit.groupcommit import GroupCommitter
+
+
+class Store:
+    """Records each transaction; can hold the first one open, or refuse an aggregate."""
+
+    def __init__(self, refuse: set[Any] | None = None, hold_first: bool = False) -> None:
+        self.transactions: list[tuple[Any, ...]] = []
+        self.refuse = refuse or set()
+        self.release = threading.Event()
+        self.entered = threading.Event()
+        self.hold_first = hold_first
+
+    def save(self, aggregates: list[Any]) -> None:
+        if self.hold_first and not self.transactions:
+            self.entered.set()
+            self.release.wait(timeout=10)
+        if self.refuse & set(aggregates):
+            raise IntegrityError("version taken")
+        self.transactions.append(tuple(aggregates))
+
+
+def test_a_lone_save_is_committed_at_once_in_its_own_transaction() -> None:
+    store = Store()
+    committer = GroupCommitter(store.save)
+
+    committer.save("a")
+
+    assert store.transactions == [("a",)]
+    committer.close()
+
+
+def test_saves_that_arrive_during_a_transaction_share_the_next_one() -> None:
+    store = Store(hold_first=True)
+    committer = GroupCommitter(store.save)
+    with ThreadPoolExecutor(max_workers=11) as pool:
+        first = pool.submit(committer.save, "first")
+        store.entered.wait(timeout=10)
+        rest = [pool.submit(committer.save, f"o{n}") for n in range(10)]
+        while committer._queue.qsize() < 10:
+            threading.Event().wait(0.001)
+        store.release.set()
+        for done in [first, *rest]:
+            done.result(timeout=10)
+
+    assert store.transactions[0] == ("first",)
+    assert sorted(store.transactions[1]) == sorted(f"o{n}" for n in range(10))
+    assert committer.stats.mean_batch == pytest.approx(5.5)
+    committer.close()
+
+
+def test_a_conflict_fails_only_the_save_it_belongs_to() -> None:
+    store = Store(refuse={"bad"}, hold_first=True)
+    committer = GroupCommitter(store.save)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        first = pool.submit(committer.save, "first")
+        store.entered.wait(timeout=10)
+        others = {name: pool.submit(committer.save, name) for name in ("x", "bad", "y", "z")}
+        while committer._queue.qsize() < 4:
+            threading.Event().wait(0.001)
+        store.release.set()
+        first.result(timeout=10)
+        with pytest.raises(IntegrityError):
+            others["bad"].result(timeout=10)
+        for name in ("x", "y", "z"):
+            others[name].result(timeout=10)
+
+    saved = {a for t in store.transactions for a in t}
+    assert saved == {"first", "x", "y", "z"}
+    assert committer.stats.splits >= 1
+    committer.close()
+
+
+def test_a_database_outage_reaches_every_caller() -> None:
+    def down(_: list[Any]) -> None:
+        raise OperationalError("connection refused")
+
+    committer = GroupCommitter(down)
+
+    with pytest.raises(OperationalError):
+        committer.save("a")
+    committer.close()
