@@ -378,6 +378,7 @@ def create_app(settings: Settings) -> Litestar:
             breaker=CircuitBreaker(
                 threshold=settings.breaker_threshold, reset_after=settings.breaker_reset_after
             ),
+            cache_ttl=settings.customer_cache_ttl,
         )
         try:
             yield

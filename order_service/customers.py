@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 
 import httpx
 import msgspec
@@ -31,6 +32,7 @@ class CustomerServiceClient:
         connect_timeout: float,
         read_timeout: float,
         breaker: CircuitBreaker,
+        cache_ttl: float = 0.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         # httpx's own async transport degrades badly under concurrency here; aiohttp's holds up.
@@ -42,9 +44,31 @@ class CustomerServiceClient:
         # The whole lookup, retry included, ends within this bound.
         self._deadline = 2 * connect_timeout + read_timeout + 0.2
         self.breaker = breaker
+        # Concurrent lookups of one customer share a request; a found one is kept briefly.
+        self.cache_ttl = cache_ttl
+        self._cache: dict[int, tuple[float, CustomerV1]] = {}
+        self._in_flight: dict[int, asyncio.Future[CustomerV1]] = {}
 
     async def get(self, customer_id: int) -> CustomerV1:
         """The customer; CustomerNotFoundError or CustomerServiceUnavailableError otherwise."""
+        cached = self._cache.get(customer_id)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        if (shared := self._in_flight.get(customer_id)) is not None:
+            return await asyncio.shield(shared)
+        lookup = asyncio.ensure_future(self._lookup(customer_id))
+        self._in_flight[customer_id] = lookup
+        try:
+            customer = await asyncio.shield(lookup)
+        finally:
+            self._in_flight.pop(customer_id, None)
+        if self.cache_ttl > 0:
+            self._cache[customer_id] = (time.monotonic() + self.cache_ttl, customer)
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+        return customer
+
+    async def _lookup(self, customer_id: int) -> CustomerV1:
         try:
             self.breaker.before_call()
         except CircuitOpenError as open_:

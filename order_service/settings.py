@@ -26,6 +26,7 @@ class Settings:
     customer_read_timeout: float = 1.0
     breaker_threshold: int = 5
     breaker_reset_after: float = 5.0
+    customer_cache_ttl: float = 0.5
     db_pool_size: int = 10
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     exchange: str = ORDERS_EXCHANGE
@@ -46,6 +47,7 @@ class Settings:
             customer_read_timeout=env_float(env, "CUSTOMER_READ_TIMEOUT", 1.0),
             breaker_threshold=env_int(env, "CUSTOMER_BREAKER_THRESHOLD", 5),
             breaker_reset_after=env_float(env, "CUSTOMER_BREAKER_RESET_AFTER", 5.0),
+            customer_cache_ttl=env_float(env, "CUSTOMER_CACHE_TTL", 0.5),
             db_pool_size=env_int(env, "ORDER_DB_POOL_SIZE", 10),
             amqp_url=env_str(env, "RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/"),
             exchange=env_str(env, "ORDERS_EXCHANGE", ORDERS_EXCHANGE),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 
@@ -103,4 +104,48 @@ async def test_once_the_circuit_is_open_calls_fail_fast_without_a_request(
 
     assert peer.requests == sent
     assert refused.value.retry_after >= 1
+    await client.aclose()
+
+
+async def test_concurrent_lookups_of_one_customer_share_one_request(peer: ScriptedPeer) -> None:
+    client = client_for(peer.url)
+
+    found = await asyncio.gather(*(client.get(1) for _ in range(20)))
+
+    assert {c.id for c in found} == {1}
+    assert peer.requests == 1
+    await client.aclose()
+
+
+async def test_a_found_customer_is_reused_while_fresh_and_asked_again_after(
+    peer: ScriptedPeer,
+) -> None:
+    client = CustomerServiceClient(
+        peer.url,
+        connect_timeout=0.3,
+        read_timeout=0.5,
+        breaker=CircuitBreaker(),
+        cache_ttl=60,
+    )
+    await client.get(1)
+    await client.get(1)
+    assert peer.requests == 1
+
+    client.cache_ttl = 0
+    client._cache.clear()
+    await client.get(1)
+    assert peer.requests == 2
+    await client.aclose()
+
+
+async def test_a_missing_customer_is_not_remembered(peer: ScriptedPeer) -> None:
+    peer.status, peer.body = 404, b"{}"
+    client = client_for(peer.url)
+    client.cache_ttl = 60
+
+    for _ in range(2):
+        with pytest.raises(CustomerNotFoundError):
+            await client.get(9)
+
+    assert peer.requests == 2
     await client.aclose()
