@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install run test test-unit test-integration test-e2e lint fmt lock preflight up down clean
+.PHONY: help install run test test-unit lint fmt lock preflight bench up down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -30,6 +30,10 @@ test: $(STAMP) ## unit, integration and end-to-end tests (needs Postgres and Rab
 
 test-unit: $(STAMP) ## only the tests that need no server
 	$(BIN)/pytest -q -m "not integration and not e2e"
+
+bench: $(STAMP) ## benchmarks (several minutes): writes docs/benchmarks.md
+	$(BIN)/ordersystem preflight
+	$(BIN)/python -m bench
 
 lint: $(STAMP) ## ruff, mypy --strict, import-linter
 	$(BIN)/ruff check .

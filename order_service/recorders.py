@@ -36,25 +36,33 @@ def _page(rows: list[tuple[int, OrderView]], limit: int) -> OrderPage:
     return OrderPage(orders=[view for _, view in rows], next_position=next_position)
 
 
-_COLUMNS = (
-    "id",
-    "customer_id",
-    "product_name",
-    "quantity",
-    "price",
-    "currency",
-    "total",
-    "status",
-    "payment_status",
-    "version",
-    "created_at",
-    "updated_at",
-    "cancellation_reason",
-)
+# Each summary column and its SQL type (the rows of a batch go in as one array per column).
+_TYPES = {
+    "id": "uuid",
+    "customer_id": "bigint",
+    "product_name": "text",
+    "quantity": "integer",
+    "price": "numeric",
+    "currency": "text",
+    "total": "numeric",
+    "status": "text",
+    "payment_status": "text",
+    "version": "bigint",
+    "created_at": "timestamptz",
+    "updated_at": "timestamptz",
+    "cancellation_reason": "text",
+}
+_COLUMNS = tuple(_TYPES)
 
 
-def _row(view: OrderView) -> tuple[Any, ...]:
-    return tuple(getattr(view, column) for column in _COLUMNS)
+def _column_arrays(views: Sequence[OrderView]) -> list[list[Any]]:
+    """One array per column; one row per order, its newest version (an upsert may not touch
+    a row twice in one statement)."""
+    newest: dict[Any, OrderView] = {}
+    for view in views:
+        if view.id not in newest or newest[view.id].version < view.version:
+            newest[view.id] = view
+    return [[getattr(view, column) for view in newest.values()] for column in _COLUMNS]
 
 
 class PostgresOrderRecorder(PostgresApplicationRecorder):
@@ -85,14 +93,15 @@ class PostgresOrderRecorder(PostgresApplicationRecorder):
             ).format(t=table)
         )
         columns = SQL(", ").join(map(Identifier, _COLUMNS))
+        arrays = SQL(", ").join(SQL("%s::{}[]").format(SQL(t)) for t in _TYPES.values())
         self._upsert = SQL(
-            "INSERT INTO {t} ({columns}) VALUES ({values})"
+            "INSERT INTO {t} ({columns}) SELECT * FROM unnest({arrays})"
             " ON CONFLICT (id) DO UPDATE SET status = excluded.status,"
             " payment_status = excluded.payment_status,"
             " version = excluded.version, updated_at = excluded.updated_at,"
             " cancellation_reason = excluded.cancellation_reason"
             " WHERE {t}.version < excluded.version"
-        ).format(t=table, columns=columns, values=SQL(", ").join([SQL("%s")] * len(_COLUMNS)))
+        ).format(t=table, columns=columns, arrays=arrays)
         self._select = SQL(
             "SELECT seq, {columns} FROM {t}"
             " WHERE (%(customer)s::bigint IS NULL OR customer_id = %(customer)s)"
@@ -105,7 +114,7 @@ class PostgresOrderRecorder(PostgresApplicationRecorder):
     ) -> None:
         views: Sequence[OrderView] = kwargs.get("order_views", ())
         if views:
-            curs.executemany(self._upsert, [_row(view) for view in views])
+            curs.execute(self._upsert, _column_arrays(views), prepare=True)
         super()._insert_events(curs, stored_events, **kwargs)
 
     def select_order_page(

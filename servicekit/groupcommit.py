@@ -15,8 +15,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError
@@ -24,10 +23,20 @@ from eventsourcing.persistence import IntegrityError
 Commit = Callable[[list[Any]], None]  # commit(units): all of them in one transaction
 
 
-@dataclass
 class _Request:
-    unit: Any  # what one caller saves; retried as it is when a batch is split
-    done: Future[None] = field(default_factory=Future)
+    """One caller's unit, and a one-shot lock it waits on (cheaper than a Future)."""
+
+    __slots__ = ("done", "error", "unit")
+
+    def __init__(self, unit: Any) -> None:
+        self.unit = unit  # what one caller saves; retried as it is when a batch is split
+        self.error: BaseException | None = None
+        self.done = threading.Lock()
+        self.done.acquire()
+
+    def finish(self, error: BaseException | None = None) -> None:
+        self.error = error
+        self.done.release()
 
 
 @dataclass
@@ -59,7 +68,9 @@ class GroupCommitter:
         """
         request = _Request(unit)
         self._queue.put(request)
-        request.done.result()
+        request.done.acquire()  # released by the committer once the unit's fate is known
+        if request.error is not None:
+            raise request.error
 
     def close(self) -> None:
         self._queue.put(None)
@@ -97,7 +108,7 @@ class GroupCommitter:
             self._commit_units([r.unit for r in batch])
         except IntegrityError as exc:
             if len(batch) == 1:
-                batch[0].done.set_exception(exc)
+                batch[0].finish(exc)
                 return
             self.stats.splits += 1
             middle = len(batch) // 2
@@ -106,9 +117,9 @@ class GroupCommitter:
             return
         except BaseException as exc:  # the database is down: every caller learns it
             for request in batch:
-                request.done.set_exception(exc)
+                request.finish(exc)
             return
         self.stats.transactions += 1
         self.stats.requests += len(batch)
         for request in batch:
-            request.done.set_result(None)
+            request.finish()

@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): `make bench` measures the system side by side and writes docs."""

@@ -1,0 +1,204 @@
+"""`make bench`: every figure of the performance issue, measured side by side in one run.
+
+Starts what it measures on databases, exchanges and queues of its own, removes them after,
+and writes docs/benchmarks.md. BENCH_REBUILD_EVENTS sets the size of the rebuild (default
+1,000,000); BENCH_QUICK=1 shrinks every scenario for a smoke run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from bench import scenarios
+from servicekit.postgres import PostgresSettings
+from tests.support import Databases
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+COMMAND = "make bench"
+
+
+def machine() -> str:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    memory = next(
+        line.split()[1]
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal")
+    )
+    with psycopg.connect(PostgresSettings(dbname="postgres").conninfo()) as conn:
+        row = conn.execute("SHOW server_version").fetchone()
+    postgres = f"PostgreSQL {row[0] if row else '?'}"
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {int(memory) / 1024 / 1024:.0f} GiB, "
+        f"Python {platform.python_version()}, {postgres}; everything on this one machine"
+    )
+
+
+def say(text: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+async def measure(quick: bool) -> dict[str, Any]:
+    databases = Databases()
+    prefix = scenarios.bench_prefix()
+    results: dict[str, Any] = {}
+    try:
+        say("event store appends: single save vs group commit")
+        results["appends"] = scenarios.appends(databases, orders=500 if quick else 4000)
+        say("HTTP and end to end: starting customers, orders, relay, projector")
+        stack = scenarios.start_stack(databases, prefix)
+        try:
+            results["http"] = await scenarios.http(stack)
+            say("end to end at 200 orders/s")
+            results["end_to_end"] = await scenarios.end_to_end(stack, seconds=3 if quick else 8)
+            results["memory"] = stack.peak_memory_mb()
+        finally:
+            stack.stop()
+        say("relay beside a plain publish loop")
+        results["relay"] = await scenarios.relay(
+            databases, prefix, events=2000 if quick else 20_000
+        )
+        say("projection catch-up beside a plain consume loop")
+        results["projection"] = await scenarios.projection(
+            databases, prefix, backlog=5000 if quick else 100_000
+        )
+        events = int(os.environ.get("BENCH_REBUILD_EVENTS", 20_000 if quick else 1_000_000))
+        say(f"rebuild of {events:,} events from the feed (filling the store first)")
+        results["rebuild"] = await scenarios.rebuild_from_feed(databases, events=events)
+    finally:
+        databases.drop_all()
+    return results
+
+
+def _percentiles(figures: dict[str, Any]) -> str:
+    return (
+        f"p50 {figures['p50_ms']:.1f} ms, **p99 {figures['p99_ms']:.1f} ms** "
+        f"({figures['achieved_per_s']:,.0f}/s achieved, {figures['errors']} errors)"
+    )
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def report(results: dict[str, Any]) -> str:
+    a, h, e = results["appends"], results["http"], results["end_to_end"]
+    r, p, b, m = results["relay"], results["projection"], results["rebuild"], results["memory"]
+    r500 = h["rate_500"]
+    peak = max([*m.values(), b["orders_api_peak_mb"]])
+    rows = [
+        (
+            "event store appends, group commit vs single save",
+            f"{a['group_per_s']:,.0f} vs {a['single_per_s']:,.0f} orders/s = "
+            f"**{a['ratio']:.1f}x** (mean batch {a['mean_batch']:.1f})",
+            ">= 10x",
+            a["ratio"] >= 10,
+        ),
+        (
+            "POST /api/v1/orders at saturation (64 clients)",
+            f"**{h['saturation_per_s']:,.0f}/s** ({h['saturation_errors']} errors)",
+            ">= 1,500/s",
+            h["saturation_per_s"] >= 1500,
+        ),
+        ("POST latency at 100/s", _percentiles(h["rate_100"]), "", True),
+        (
+            "POST latency at 500/s",
+            _percentiles(h["rate_500"]),
+            "p99 <= 50 ms",
+            r500["p99_ms"] <= 50,
+        ),
+        ("POST latency at 1,000/s", _percentiles(h["rate_1000"]), "", True),
+        (
+            "end to end, POST to orders_count visible, 200/s",
+            f"{_percentiles(e)}; {e['visible']} of {e['orders']} orders seen",
+            "p99 <= 150 ms",
+            e["p99_ms"] <= 150,
+        ),
+        (
+            "relay vs plain publish-with-confirms loop",
+            f"{r['relay_per_s']:,.0f} vs {r['plain_per_s']:,.0f} msg/s = **{r['ratio']:.0%}**",
+            ">= 80%",
+            r["ratio"] >= 0.8,
+        ),
+        (
+            f"projection catch-up on a backlog of {p['backlog']:,}, vs plain consume",
+            f"**{p['projector_per_s']:,.0f}/s** vs {p['plain_per_s']:,.0f}/s = {p['ratio']:.0%}",
+            ">= 8,000/s",
+            p["projector_per_s"] >= 8000,
+        ),
+        (
+            f"rebuild of {b['events']:,} events from the feed",
+            f"**{b['seconds']:.1f} s** ({b['per_s']:,.0f} events/s; "
+            f"filling the store took {b['fill_seconds']:.0f} s)",
+            "<= 30 s for 1,000,000",
+            b["seconds"] <= 30 * b["events"] / 1_000_000,
+        ),
+        ("peak resident memory, largest process", f"**{peak:.0f} MB**", "<= 200 MB", peak <= 200),
+    ]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `{COMMAND}` on {machine()}.",
+        "Every figure comes from one run; compare within the run (the machine is shared and",
+        "noisy). Latencies are open loop at a fixed rate, timed from when each request was due",
+        "(coordinated omission corrected). The load generator runs on the same two cores.",
+        "",
+        "| what | measured | goal | |",
+        "| --- | --- | --- | --- |",
+        *(
+            f"| {what} | {figure} | {goal} | {verdict(ok) if goal else ''} |"
+            for what, figure, goal, ok in rows
+        ),
+        "",
+        "Peak resident memory per process (VmHWM, a process and its server workers):",
+        "",
+        *(f"- {name}: {mb:.0f} MB" for name, mb in sorted(m.items())),
+        f"- orders API serving the rebuild's feed: {b['orders_api_peak_mb']:.0f} MB",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.WARNING)
+    quick = os.environ.get("BENCH_QUICK") == "1"
+    results = asyncio.run(measure(quick))
+    text = report(results)
+    if quick:
+        print(text)
+        say("quick run: docs/benchmarks.md left as it was")
+    else:
+        DOCS.write_text(text + NOTES_MARKER + _kept_notes())
+        say(f"wrote {DOCS}")
+    print(results, file=sys.stderr)
+    return 0
+
+
+NOTES_MARKER = "\n## Notes\n"
+
+
+def _kept_notes() -> str:
+    """The hand-written notes below the figures survive a re-run."""
+    if DOCS.exists() and NOTES_MARKER in DOCS.read_text():
+        return DOCS.read_text().split(NOTES_MARKER, 1)[1]
+    return "\n(what bounds each figure, and what was changed because of it)\n"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,100 @@
+"""Load generation that measures latency honestly.
+
+Open loop at a fixed rate: request i is due at start + i/rate, and its latency is measured
+from that moment, not from when it was finally sent, so a stalled server cannot hide its
+queueing delay (coordinated omission corrected). Closed loop with N workers for saturation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+Body = Callable[[int], dict[str, Any]]
+
+
+@dataclass
+class Result:
+    sent: int = 0
+    ok: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)  # seconds, successful requests
+    responses: list[Any] = field(default_factory=list)
+    dues: list[float] = field(default_factory=list)  # when each successful request was due
+
+    @property
+    def rate(self) -> float:
+        return self.ok / self.seconds if self.seconds else 0.0
+
+    def percentile(self, share: float) -> float:
+        """Milliseconds."""
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return 1000 * ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+async def _post(
+    session: aiohttp.ClientSession, url: str, body: dict[str, Any], due: float, result: Result
+) -> None:
+    result.sent += 1
+    try:
+        async with session.post(url, json=body) as response:
+            payload = await response.json(content_type=None)
+            if response.status in (200, 201):
+                result.ok += 1
+                result.latencies.append(time.monotonic() - due)
+                result.responses.append(payload)
+                result.dues.append(due)
+            else:
+                result.errors += 1
+    except aiohttp.ClientError:
+        result.errors += 1
+
+
+def _session(connections: int) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=connections),
+        timeout=aiohttp.ClientTimeout(total=30),
+    )
+
+
+async def open_loop(url: str, body: Body, *, rate: float, seconds: float) -> Result:
+    """`rate` requests per second for `seconds`, each timed from when it was due."""
+    result = Result()
+    count = int(rate * seconds)
+    async with _session(512) as session:
+        start = time.monotonic()
+        tasks = []
+        for i in range(count):
+            due = start + i / rate
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)  # the schedule itself, not a wait for a condition
+            tasks.append(asyncio.create_task(_post(session, url, body(i), due, result)))
+        await asyncio.gather(*tasks)
+        result.seconds = time.monotonic() - start
+    return result
+
+
+async def closed_loop(url: str, body: Body, *, workers: int, seconds: float) -> Result:
+    """As fast as `workers` concurrent clients go, for `seconds`."""
+    result = Result()
+    counter = iter(range(10**9))
+    async with _session(workers) as session:
+        start = time.monotonic()
+        deadline = start + seconds
+
+        async def worker() -> None:
+            while time.monotonic() < deadline:
+                await _post(session, url, body(next(counter)), time.monotonic(), result)
+
+        await asyncio.gather(*(worker() for _ in range(workers)))
+        result.seconds = time.monotonic() - start
+    return result

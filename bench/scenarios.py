@@ -1,0 +1,362 @@
+"""Each benchmark scenario: set up on its own databases/exchanges, measure, return figures."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import psycopg
+
+from bench.load import Result, closed_loop, open_loop
+from contracts.codec import encode, envelope
+from contracts.events import OrderCreatedV1
+from customer_service.store import migrate
+from order_service.application import Orders, PlaceOrder
+from order_service.relay import event_log, relay_settings
+from order_service.settings import Settings as OrderSettings
+from projections.feed import FeedClient
+from projections.orders_count import OrdersCount
+from projections.projector import Projector, ProjectorSettings, declare_topology
+from projections.rebuild import rebuild
+from servicekit.relay import Relay, message
+from tests.support import (
+    AMQP_URL,
+    RUN_ID,
+    Databases,
+    ServiceProcess,
+    Worker,
+    eventually,
+    fill_orders,
+)
+
+Figures = dict[str, Any]
+
+
+def _order(i: int) -> dict[str, Any]:
+    return {"customer_id": 1 + i % 5, "product_name": "bench", "quantity": 1, "price": "9.99"}
+
+
+def appends(databases: Databases, *, orders: int = 4000, threads: int = 64) -> Figures:
+    """Event store appends from many threads: one transaction per save vs group commit."""
+    figures: Figures = {}
+    command = PlaceOrder(customer_id=1, product_name="bench", quantity=1, price=Decimal("1"))
+    for mode in ("single", "group"):
+        database = databases.fresh(f"appends_{mode}")
+        env = {**database.eventsourcing_env(), "POSTGRES_POOL_SIZE": str(threads + 4)}
+        app = Orders(env=env, group_commit=mode == "group")
+        try:
+            for _ in range(20):
+                app.place(command)  # warm up: connections, prepared statements
+            started = time.monotonic()
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(lambda _, place=app.place: place(command), range(orders)))
+            figures[f"{mode}_per_s"] = orders / (time.monotonic() - started)
+            if app.committer is not None:
+                figures["mean_batch"] = app.committer.stats.mean_batch
+        finally:
+            app.close()
+    figures["ratio"] = figures["group_per_s"] / figures["single_per_s"]
+    return figures
+
+
+@dataclass
+class Stack:
+    """The order path as processes: customers, orders, relay and the orders-count projector."""
+
+    customers: ServiceProcess
+    orders: ServiceProcess
+    workers: list[Worker]
+    customers_db: Any
+    orders_db: Any
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+        self.orders.stop()
+        self.customers.stop()
+
+    def peak_memory_mb(self) -> dict[str, float]:
+        processes = {"orders API": self.orders.process, "customers API": self.customers.process}
+        processes |= {" ".join(w.command): w.process for w in self.workers}
+        return {name: _peak_rss_mb(p.pid) for name, p in processes.items() if p is not None}
+
+
+def _peak_rss_mb(pid: int) -> float:
+    """The largest peak resident size among a process and its children (granian workers)."""
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(c) for c in children.read_text().split()]
+    peaks = []
+    for one in pids:
+        for line in Path(f"/proc/{one}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                peaks.append(int(line.split()[1]) / 1024)
+    return max(peaks, default=0.0)
+
+
+def start_stack(databases: Databases, prefix: str) -> Stack:
+    customers_db, orders_db = databases.fresh("bench_customers"), databases.fresh("bench_orders")
+    exchange = f"{prefix}.orders"
+    customers, orders = ServiceProcess("customers", {}), ServiceProcess("orders", {})
+    read_env = {
+        "CUSTOMERS_DB": customers_db.dbname,
+        "ORDER_SERVICE_URL": orders.url,
+        "ORDERS_EXCHANGE": exchange,
+        "PROJECTION_QUEUE_PREFIX": f"{prefix}.read",
+        "LOG_LEVEL": "WARNING",
+    }
+    customers.env = read_env
+    orders.env = {
+        "ORDERS_DB": orders_db.dbname,
+        "CUSTOMER_SERVICE_URL": customers.url,
+        "ORDERS_EXCHANGE": exchange,
+        "LOG_LEVEL": "WARNING",
+    }
+    customers.start()
+    orders.start()
+    workers = [
+        Worker(("project", "orders-count"), read_env).start(),
+        Worker(("relay", "orders"), orders.env).start(),
+    ]
+    return Stack(customers, orders, workers, customers_db, orders_db)
+
+
+async def http(stack: Stack) -> Figures:
+    """POST /api/v1/orders: saturation throughput, then latency at fixed rates."""
+    url = f"{stack.orders.url}/api/v1/orders"
+    await open_loop(url, _order, rate=200, seconds=2)  # warm up
+    figures: Figures = {}
+    saturation = await closed_loop(url, _order, workers=64, seconds=10)
+    figures["saturation_per_s"] = saturation.rate
+    figures["saturation_errors"] = saturation.errors
+    for rate in (100, 500, 1000):
+        result = await open_loop(url, _order, rate=rate, seconds=6)
+        figures[f"rate_{rate}"] = _latency(result)
+    return figures
+
+
+def _latency(result: Result) -> Figures:
+    return {
+        "achieved_per_s": result.rate,
+        "p50_ms": result.percentile(0.50),
+        "p99_ms": result.percentile(0.99),
+        "errors": result.errors,
+    }
+
+
+async def end_to_end(stack: Stack, *, rate: int = 200, seconds: float = 8) -> Figures:
+    """From POST to the new orders_count being visible, at a fixed rate."""
+    seen: list[tuple[float, int]] = []  # (when, projection position)
+    stop = asyncio.Event()
+
+    async def watch() -> None:
+        async with await psycopg.AsyncConnection.connect(
+            stack.customers_db.conninfo(), autocommit=True
+        ) as db:
+            while not stop.is_set():
+                cursor = await db.execute(
+                    "SELECT position FROM projection_positions WHERE name = 'orders_count'"
+                )
+                row = await cursor.fetchone()
+                seen.append((time.monotonic(), int(row[0]) if row else 0))
+                await asyncio.sleep(0.002)  # the sampling interval of the measurement
+
+    watcher = asyncio.create_task(watch())
+    result = await open_loop(
+        f"{stack.orders.url}/api/v1/orders", _order, rate=rate, seconds=seconds
+    )
+    positions = _positions(stack, [r["id"] for r in result.responses])
+    last = max(positions.values())
+    await eventually(lambda: bool(seen) and seen[-1][1] >= last, within=30, what="counted")
+    stop.set()
+    await watcher
+    latencies = []
+    for due, response in zip(result.dues, result.responses, strict=True):
+        position = positions[response["id"]]
+        visible = next((when for when, p in seen if p >= position), None)
+        if visible is not None:
+            latencies.append(visible - due)
+    counted = Result(ok=len(latencies), seconds=result.seconds, latencies=latencies)
+    return {**_latency(counted), "orders": result.ok, "visible": len(latencies)}
+
+
+def _positions(stack: Stack, order_ids: list[str]) -> dict[str, int]:
+    with psycopg.connect(stack.orders_db.conninfo()) as conn:
+        rows = conn.execute(
+            "SELECT originator_id::text, notification_id FROM orders_events"
+            " WHERE originator_version = 1 AND originator_id = ANY(%s::uuid[])",
+            (order_ids,),
+        ).fetchall()
+    return {order_id: int(position) for order_id, position in rows}
+
+
+async def relay(databases: Databases, prefix: str, *, events: int = 20_000) -> Figures:
+    """The relay publishing a backlog, beside a plain pipelined publish-with-confirms loop."""
+    database = databases.fresh("bench_relay")
+    orders = Orders(env=database.eventsourcing_env())
+    fill_orders(orders, events)
+    log = event_log(orders)
+    envelopes = log.read(after=0, limit=events)
+    figures: Figures = {}
+    async with await aio_pika.connect(AMQP_URL) as connection:
+        channel = await connection.channel(publisher_confirms=True)
+        for name in ("relay", "plain"):
+            exchange = await channel.declare_exchange(
+                f"{prefix}.{name}", aio_pika.ExchangeType.TOPIC, durable=True
+            )
+            queue = await channel.declare_queue(f"{prefix}.{name}.q", durable=True)
+            await queue.bind(exchange, "order.#")
+        started = time.monotonic()
+        for start in range(0, len(envelopes), 1000):  # the plain loop: windows of 1,000
+            window = envelopes[start : start + 1000]
+            await asyncio.gather(*(exchange.publish(message(e), e.type) for e in window))
+        figures["plain_per_s"] = events / (time.monotonic() - started)
+
+        settings = OrderSettings(postgres=database, exchange=f"{prefix}.relay")
+        relaying = Relay(log, relay_settings(settings, orders))
+        stopping = asyncio.Event()
+        started = time.monotonic()
+        task = asyncio.create_task(relaying.run(stopping))
+        await eventually(lambda: relaying.position >= envelopes[-1].position, within=120)
+        figures["relay_per_s"] = events / (time.monotonic() - started)
+        stopping.set()
+        await task
+        for name in ("relay", "plain"):
+            await channel.queue_delete(f"{prefix}.{name}.q")
+            await channel.exchange_delete(f"{prefix}.{name}")
+    orders.close()
+    figures["ratio"] = figures["relay_per_s"] / figures["plain_per_s"]
+    return figures
+
+
+def _synthetic(count: int) -> list[bytes]:
+    """A chained stream of order.created envelopes, as the relay would publish them."""
+    bodies, previous = [], None
+    for position in range(1, count + 1):
+        data = OrderCreatedV1(
+            order_id=uuid.uuid4(),
+            customer_id=1 + position % 1000,
+            product_name="bench",
+            quantity=1,
+            price=Decimal("1.00"),
+            status="pending",
+        )
+        bodies.append(
+            encode(
+                envelope(
+                    data,
+                    id=uuid.uuid4(),
+                    position=position,
+                    previous_position=previous,
+                    occurred_at=datetime.now(UTC),
+                    correlation_id="",
+                )
+            )
+        )
+        previous = position
+    return bodies
+
+
+async def projection(databases: Databases, prefix: str, *, backlog: int = 100_000) -> Figures:
+    """Catch-up on a backlog beside a plain consume loop (ack every 500, multiple)."""
+    bodies = _synthetic(backlog)
+    database = databases.fresh("bench_projection")
+    migrate(database)
+    settings = ProjectorSettings(
+        conninfo=database.conninfo(),
+        amqp_url=AMQP_URL,
+        exchange=f"{prefix}.backlog",
+        queue=f"{prefix}.backlog.count",
+    )
+    figures: Figures = {}
+    async with await aio_pika.connect(AMQP_URL) as connection:
+        channel = await connection.channel(publisher_confirms=True)
+        await declare_topology(channel, settings)
+        plain = await channel.declare_queue(f"{prefix}.backlog.plain", durable=True)
+        exchange = await channel.get_exchange(settings.exchange)
+        await plain.bind(exchange, "order.#")
+        for start in range(0, backlog, 1000):
+            await asyncio.gather(
+                *(
+                    exchange.publish(
+                        aio_pika.Message(b, headers={"position": start + i + 1}), "order.created"
+                    )
+                    for i, b in enumerate(bodies[start : start + 1000])
+                )
+            )
+
+        consumer = await connection.channel()
+        await consumer.set_qos(prefetch_count=1000)
+        started, taken = time.monotonic(), 0
+        async with plain.iterator() as messages:
+            async for incoming in messages:
+                taken += 1
+                if taken % 500 == 0 or taken == backlog:
+                    await incoming.ack(multiple=True)
+                if taken == backlog:
+                    break
+        figures["plain_per_s"] = backlog / (time.monotonic() - started)
+
+        feed = FeedClient("http://127.0.0.1:9")  # no gaps here: the feed is never needed
+        projector = Projector(OrdersCount(), settings, feed)
+        stopping = asyncio.Event()
+        started = time.monotonic()
+        task = asyncio.create_task(projector.run(stopping))
+        await eventually(lambda: projector.stats.applied >= backlog, within=300)
+        figures["projector_per_s"] = backlog / (time.monotonic() - started)
+        stopping.set()
+        await task
+        await feed.aclose()
+        for name in (settings.queue, f"{settings.queue}.dlq", plain.name):
+            await channel.queue_delete(name)
+        await channel.exchange_delete(f"{settings.queue}.dlx")
+        await channel.exchange_delete(settings.exchange)
+    figures["ratio"] = figures["projector_per_s"] / figures["plain_per_s"]
+    figures["backlog"] = backlog
+    return figures
+
+
+class _Quiet:
+    def advance(self, events: int, position: int, head: int | None) -> None:
+        pass
+
+
+async def rebuild_from_feed(databases: Databases, *, events: int) -> Figures:
+    """A rebuild of orders_count from the order service's feed (over HTTP)."""
+    orders_db, read_db = databases.fresh("bench_feed"), databases.fresh("bench_rebuild")
+    orders = Orders(env=orders_db.eventsourcing_env())
+    started = time.monotonic()
+    fill_orders(orders, events)
+    fill_seconds = time.monotonic() - started
+    orders.close()
+    migrate(read_db)
+    api = ServiceProcess("orders", {"ORDERS_DB": orders_db.dbname, "LOG_LEVEL": "WARNING"}).start()
+    feed = FeedClient(api.url, page_size=5000, timeout=60)
+    try:
+        started = time.monotonic()
+        await rebuild(read_db.conninfo(), OrdersCount(), feed, _Quiet())
+        seconds = time.monotonic() - started
+        peak = _peak_rss_mb(api.process.pid) if api.process else 0.0
+    finally:
+        await feed.aclose()
+        api.stop()
+    return {
+        "events": events,
+        "seconds": seconds,
+        "per_s": events / seconds,
+        "fill_seconds": fill_seconds,
+        "orders_api_peak_mb": peak,
+    }
+
+
+def bench_prefix() -> str:
+    return f"bench{RUN_ID}"
