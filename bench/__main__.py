@@ -61,7 +61,7 @@ async def measure(quick: bool) -> dict[str, Any]:
     try:
         say("event store appends: single save vs group commit")
         results["appends"] = scenarios.appends(databases, orders=500 if quick else 4000)
-        say("HTTP and end to end: starting customers, orders, relay, projector")
+        say("HTTP and end to end: starting the whole system (payments included)")
         stack = scenarios.start_stack(databases, prefix)
         try:
             results["http"] = await scenarios.http(stack)
@@ -157,7 +157,9 @@ def report(results: dict[str, Any]) -> str:
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `{COMMAND}` on {machine()}.",
         "Every figure comes from one run; compare within the run (the machine is shared and",
         "noisy). Latencies are open loop at a fixed rate, timed from when each request was due",
-        "(coordinated omission corrected). The load generator runs on the same two cores.",
+        "(coordinated omission corrected). The whole system runs during the HTTP and end-to-end",
+        "figures (three APIs, both relays, both projectors, the payment processor and the",
+        "payment-results consumer), and so does the load generator: all on the same two cores.",
         "",
         "| what | measured | goal | |",
         "| --- | --- | --- | --- |",

@@ -69,10 +69,11 @@ def appends(databases: Databases, *, orders: int = 4000, threads: int = 64) -> F
 
 @dataclass
 class Stack:
-    """The order path as processes: customers, orders, relay and the orders-count projector."""
+    """The whole system as processes: three APIs, two relays, projectors and consumers."""
 
     customers: ServiceProcess
     orders: ServiceProcess
+    payments: ServiceProcess
     workers: list[Worker]
     customers_db: Any
     orders_db: Any
@@ -80,11 +81,15 @@ class Stack:
     def stop(self) -> None:
         for worker in self.workers:
             worker.stop()
-        self.orders.stop()
-        self.customers.stop()
+        for api in (self.orders, self.payments, self.customers):
+            api.stop()
 
     def peak_memory_mb(self) -> dict[str, float]:
-        processes = {"orders API": self.orders.process, "customers API": self.customers.process}
+        processes = {
+            "orders API": self.orders.process,
+            "customers API": self.customers.process,
+            "payments API": self.payments.process,
+        }
         processes |= {" ".join(w.command): w.process for w in self.workers}
         return {name: _peak_rss_mb(p.pid) for name, p in processes.items() if p is not None}
 
@@ -105,29 +110,31 @@ def _peak_rss_mb(pid: int) -> float:
 
 def start_stack(databases: Databases, prefix: str) -> Stack:
     customers_db, orders_db = databases.fresh("bench_customers"), databases.fresh("bench_orders")
-    exchange = f"{prefix}.orders"
-    customers, orders = ServiceProcess("customers", {}), ServiceProcess("orders", {})
-    read_env = {
-        "CUSTOMERS_DB": customers_db.dbname,
-        "ORDER_SERVICE_URL": orders.url,
-        "ORDERS_EXCHANGE": exchange,
+    payments_db = databases.fresh("bench_payments")
+    messaging = {
+        "ORDERS_EXCHANGE": f"{prefix}.orders",
+        "PAYMENTS_EXCHANGE": f"{prefix}.payments",
+        "PAYMENT_QUEUE": f"{prefix}.payments.order-created",
+        "PAYMENT_RESULTS_QUEUE": f"{prefix}.orders.payment-results",
         "PROJECTION_QUEUE_PREFIX": f"{prefix}.read",
         "LOG_LEVEL": "WARNING",
     }
+    customers, orders = ServiceProcess("customers", {}), ServiceProcess("orders", {})
+    payments = ServiceProcess("payments", {"PAYMENTS_DB": payments_db.dbname, **messaging})
+    read_env = {"CUSTOMERS_DB": customers_db.dbname, "ORDER_SERVICE_URL": orders.url, **messaging}
     customers.env = read_env
-    orders.env = {
-        "ORDERS_DB": orders_db.dbname,
-        "CUSTOMER_SERVICE_URL": customers.url,
-        "ORDERS_EXCHANGE": exchange,
-        "LOG_LEVEL": "WARNING",
-    }
-    customers.start()
-    orders.start()
+    orders.env = {"ORDERS_DB": orders_db.dbname, "CUSTOMER_SERVICE_URL": customers.url, **messaging}
+    for api in (customers, orders, payments):
+        api.start()
     workers = [
         Worker(("project", "orders-count"), read_env).start(),
+        Worker(("project", "orders-by-status"), read_env).start(),
+        Worker(("consume", "order-created"), payments.env).start(),
+        Worker(("consume", "payment-results"), orders.env).start(),
         Worker(("relay", "orders"), orders.env).start(),
+        Worker(("relay", "payments"), payments.env).start(),
     ]
-    return Stack(customers, orders, workers, customers_db, orders_db)
+    return Stack(customers, orders, payments, workers, customers_db, orders_db)
 
 
 async def http(stack: Stack) -> Figures:

@@ -13,6 +13,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 
 from payment_service.domain import Payment
+from servicekit.groupcommit import GroupCommitter
 
 PAYMENT_NAMESPACE = UUID("b7a9c1d3-5e7f-4a1b-9c3d-5e7f9a1b3c5d")
 
@@ -53,6 +54,26 @@ def payment_id_for(order_id: UUID) -> UUID:
 class Payments(Application[UUID]):
     name = "payments"
 
+    def __init__(self, env: Any = None, *, group_commit: bool = False) -> None:
+        super().__init__(env)
+        # With group commit, payments decided concurrently share transactions.
+        self.committer = GroupCommitter(self._commit) if group_commit else None
+
+    def _save_payment(self, payment: Payment) -> None:
+        events = list(payment.collect_events())  # collected once: a retry commits the same
+        if self.committer is None:
+            self._commit([events])
+        else:
+            self.committer.save(events)
+
+    def _commit(self, units: list[list[Any]]) -> None:
+        self.save(*[event for unit in units for event in unit])
+
+    def close(self) -> None:
+        if self.committer is not None:
+            self.committer.close()
+        super().close()
+
     def pay(
         self, *, order_id: UUID, amount: Decimal, currency: str, correlation_id: str = ""
     ) -> PaymentView:
@@ -66,7 +87,7 @@ class Payments(Application[UUID]):
         )
         payment.decide(correlation_id)
         try:
-            self.save(payment)
+            self._save_payment(payment)
         except IntegrityError:  # redelivered: this order was decided before, never charge twice
             return self.get(payment.id)
         return PaymentView.of(payment)

@@ -1,10 +1,12 @@
 """A consumer of integration events whose handler is idempotent by itself.
 
 For handlers that need no position tracking because the state they change refuses a repeat
-(a payment keyed by its order, an order that is already paid). Each message is decoded and
-handled, then acknowledged; a message that cannot be read, or that the handler declares
-unprocessable, goes to the dead-letter queue; any other failure leaves it unacknowledged,
-so it is delivered again after the consumer reconnects.
+(a payment keyed by its order, an order that is already paid), so messages may be handled
+concurrently (up to `concurrency` at once, which lets the application group-commit them).
+Each message is decoded and handled, then acknowledged; a message that cannot be read, or
+that the handler declares unprocessable, goes to the dead-letter queue; any other failure
+leaves it unacknowledged and ends the session, so it is delivered again after the consumer
+reconnects.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from contracts.messaging import (
 )
 
 Handler = Callable[[Envelope[IntegrationEvent]], Awaitable[None]]
+CONSUMER_THREADS = 64  # a consumer process's threads for handlers that call synchronous code
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,7 +40,8 @@ class ConsumerSettings:
     exchange: str
     queue: str
     bindings: tuple[str, ...]
-    prefetch: int = 50
+    prefetch: int = 200
+    concurrency: int = CONSUMER_THREADS
 
 
 class Consumer:
@@ -67,15 +71,44 @@ class Consumer:
             )
             inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
             await queue.consume(into(inbox))
-            while not stopping.is_set():
-                message = await next_message(inbox, stopping, wait=1.0)
-                if message is None:
-                    continue
-                try:
-                    await self.handle(decode(message.body))
-                except (ContractError, UnprocessableError) as exc:
-                    await dead_letter(dead_letters, message, f"{type(exc).__name__}: {exc}")
-                    self.poisoned += 1
-                else:
-                    self.handled += 1
-                await message.ack()
+            slots = asyncio.Semaphore(settings.concurrency)
+            failed: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
+            running: set[asyncio.Task[None]] = set()
+            try:
+                while not stopping.is_set() and not failed.done():
+                    message = await next_message(inbox, stopping, wait=1.0)
+                    if message is None:
+                        continue
+                    await slots.acquire()
+                    task = asyncio.create_task(self._one(message, dead_letters, slots, failed))
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+                if running:
+                    await asyncio.wait(running)
+            finally:
+                for task in running:
+                    task.cancel()
+            if failed.done():
+                raise failed.result()
+
+    async def _one(
+        self,
+        message: AbstractIncomingMessage,
+        dead_letters: aio_pika.abc.AbstractExchange,
+        slots: asyncio.Semaphore,
+        failed: asyncio.Future[BaseException],
+    ) -> None:
+        try:
+            try:
+                await self.handle(decode(message.body))
+            except (ContractError, UnprocessableError) as exc:
+                await dead_letter(dead_letters, message, f"{type(exc).__name__}: {exc}")
+                self.poisoned += 1
+            else:
+                self.handled += 1
+            await message.ack()
+        except Exception as exc:  # left unacknowledged: redelivered after reconnecting
+            if not failed.done():
+                failed.set_result(exc)
+        finally:
+            slots.release()
