@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -93,6 +94,47 @@ class Stack:
         processes |= {" ".join(w.command): w.process for w in self.workers}
         return {name: _peak_rss_mb(p.pid) for name, p in processes.items() if p is not None}
 
+    def pids(self) -> dict[str, list[int]]:
+        """Every process of the stack with its workers, and the servers it uses."""
+        named = {"orders API": self.orders.process, "customers API": self.customers.process}
+        named |= {"payments API": self.payments.process}
+        named |= {" ".join(w.command): w.process for w in self.workers}
+        found = {name: _family(p.pid) for name, p in named.items() if p is not None}
+        found["postgres (all backends)"] = _pids_named("postgres")
+        found["rabbitmq"] = _pids_named("beam.smp")
+        found["load generator"] = [os.getpid()]
+        return found
+
+
+def _family(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    return [pid, *(int(c) for c in children.read_text().split())] if children.exists() else [pid]
+
+
+def _pids_named(name: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == name:
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time used so far by these processes."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
+
 
 def _peak_rss_mb(pid: int) -> float:
     """The largest peak resident size among a process and its children (granian workers)."""
@@ -108,9 +150,12 @@ def _peak_rss_mb(pid: int) -> float:
     return max(peaks, default=0.0)
 
 
-def start_stack(databases: Databases, prefix: str) -> Stack:
+def start_stack(databases: Databases, prefix: str, *, whole: bool) -> Stack:
+    """The order path (customers, orders, relay, orders-count projector), or with `whole`,
+    every process of the system (payments, both relays, both projectors)."""
     customers_db, orders_db = databases.fresh("bench_customers"), databases.fresh("bench_orders")
     payments_db = databases.fresh("bench_payments")
+    prefix = f"{prefix}.{'whole' if whole else 'path'}"
     messaging = {
         "ORDERS_EXCHANGE": f"{prefix}.orders",
         "PAYMENTS_EXCHANGE": f"{prefix}.payments",
@@ -124,16 +169,21 @@ def start_stack(databases: Databases, prefix: str) -> Stack:
     read_env = {"CUSTOMERS_DB": customers_db.dbname, "ORDER_SERVICE_URL": orders.url, **messaging}
     customers.env = read_env
     orders.env = {"ORDERS_DB": orders_db.dbname, "CUSTOMER_SERVICE_URL": customers.url, **messaging}
-    for api in (customers, orders, payments):
-        api.start()
     workers = [
-        Worker(("project", "orders-count"), read_env).start(),
-        Worker(("project", "orders-by-status"), read_env).start(),
-        Worker(("consume", "order-created"), payments.env).start(),
-        Worker(("consume", "payment-results"), orders.env).start(),
-        Worker(("relay", "orders"), orders.env).start(),
-        Worker(("relay", "payments"), payments.env).start(),
+        Worker(("project", "orders-count"), read_env),
+        Worker(("relay", "orders"), orders.env),
     ]
+    if whole:
+        workers += [
+            Worker(("project", "orders-by-status"), read_env),
+            Worker(("consume", "order-created"), payments.env),
+            Worker(("consume", "payment-results"), orders.env),
+            Worker(("relay", "payments"), payments.env),
+        ]
+    for api in (customers, orders, payments) if whole else (customers, orders):
+        api.start()
+    for worker in workers:
+        worker.start()
     return Stack(customers, orders, payments, workers, customers_db, orders_db)
 
 
@@ -142,7 +192,13 @@ async def http(stack: Stack) -> Figures:
     url = f"{stack.orders.url}/api/v1/orders"
     await open_loop(url, _order, rate=200, seconds=2)  # warm up
     figures: Figures = {}
+    families = stack.pids()
+    before = {name: cpu_seconds(pids) for name, pids in families.items()}
     saturation = await closed_loop(url, _order, workers=64, seconds=10)
+    figures["cpu_seconds"] = {
+        name: cpu_seconds(pids) - before[name] for name, pids in families.items()
+    }
+    figures["wall_seconds"] = saturation.seconds
     figures["saturation_per_s"] = saturation.rate
     figures["saturation_errors"] = saturation.errors
     for rate in (100, 500, 1000):
