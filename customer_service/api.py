@@ -58,6 +58,8 @@ def parse_new_customer(body: Any) -> NewCustomer:
             errors.append(FieldError(field=field, message="is required and must be a string"))
         elif len(value) > limit:
             errors.append(FieldError(field=field, message=f"must be at most {limit} characters"))
+        elif "\x00" in value:
+            errors.append(FieldError(field=field, message="must not contain NUL characters"))
     if errors:
         raise validation_failed(errors)
     return NewCustomer(customer_name=body["customer_name"], address=body["address"])

@@ -54,6 +54,8 @@ def rule_violations(
         broken.append(("product_name", "must not be blank"))
     if product_name is not None and len(product_name) > PRODUCT_NAME_MAX:
         broken.append(("product_name", f"must be at most {PRODUCT_NAME_MAX} characters"))
+    if product_name is not None and "\x00" in product_name:
+        broken.append(("product_name", "must not contain NUL characters"))
     if quantity is not None and not 1 <= quantity <= MAX_QUANTITY:
         broken.append(("quantity", f"must be a whole number from 1 to {MAX_QUANTITY}"))
     if price is not None and (not price.is_finite() or not 0 <= price <= MAX_PRICE):

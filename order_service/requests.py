@@ -127,8 +127,13 @@ def parse_cancel_reason(body: Any) -> str:
     if not isinstance(body, dict):
         raise validation_failed([FieldError(field="", message="must be a JSON object")])
     reason = body.get("reason", "requested")
-    if not isinstance(reason, str) or not reason.strip() or len(reason) > REASON_MAX:
-        message = f"must be a non-blank string of at most {REASON_MAX} characters"
+    if (
+        not isinstance(reason, str)
+        or not reason.strip()
+        or len(reason) > REASON_MAX
+        or "\x00" in reason
+    ):
+        message = f"must be a non-blank string of at most {REASON_MAX} characters, no NUL"
         raise validation_failed([FieldError(field="reason", message=message)])
     return reason
 

@@ -50,6 +50,8 @@ class PostgresSettings:
             "POSTGRES_PORT": str(self.port),
             "POSTGRES_USER": self.user,
             "POSTGRES_PASSWORD": self.password,
+            "POSTGRES_POOL_SIZE": "2",  # opened at once; grows on demand up to 2 + 8
+            "POSTGRES_MAX_OVERFLOW": "8",
         }
 
     def __repr__(self) -> str:  # never print the password

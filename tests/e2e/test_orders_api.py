@@ -247,3 +247,42 @@ def test_a_correlation_id_is_made_up_when_the_client_sends_none(system: System) 
     response = post_order(system, WIDGET)
 
     assert uuid.UUID(response.headers["x-correlation-id"])
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "'; DROP TABLE orders_events; --",
+        "Robert'); DELETE FROM order_summaries;--",
+        '{"$gt": ""}',
+        "</script><script>alert(1)</script>",
+        "emoji \U0001f680 and \u00e9\u00e8 and \u4e2d\u6587",
+        'back\\slash and "quotes"',
+    ],
+)
+def test_injection_strings_are_stored_and_returned_verbatim(system: System, name: str) -> None:
+    created = post_order(system, {**WIDGET, "product_name": name})
+
+    read = httpx.get(f"{system.orders.url}/api/v1/orders/{created.json()['id']}")
+
+    assert created.status_code == 201
+    assert read.json()["product_name"] == name
+
+
+def test_a_nul_character_is_a_422_not_a_500(system: System) -> None:
+    orders = system.stored_orders()
+
+    response = post_order(system, {**WIDGET, "product_name": "bad\u0000name"})
+
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "product_name"
+    assert system.stored_orders() == orders
+
+
+def test_an_oversized_body_is_a_413_problem(system: System) -> None:
+    body = {**WIDGET, "product_name": "x" * 70_000}
+
+    response = post_order(system, body)
+
+    assert response.status_code == 413
+    assert response.json()["code"] == "request_too_large"
