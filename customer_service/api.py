@@ -20,6 +20,7 @@ from customer_service.projector import projection_health
 from customer_service.settings import Settings
 from customer_service.store import CustomerStore, migrate, seed
 from projections.feed import FeedClient
+from servicekit.auth import require_token
 from servicekit.health import health_handlers
 from servicekit.http import (
     cursor_param,
@@ -164,6 +165,7 @@ def create_app(settings: Settings) -> Litestar:
         ],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
+        guards=require_token(settings.api_token),
         openapi_config=OpenAPIConfig(title="Customer service", version="1.0.0"),
         request_max_body_size=64 * 1024,
     )

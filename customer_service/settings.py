@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from contracts.events import ORDERS_EXCHANGE
 from servicekit.env import env_float, env_int, env_str
@@ -23,6 +23,7 @@ class Settings:
     projection_batch_size: int = 500
     projection_stall_after: float = 30.0
     projection_catch_up_interval: float = 2.0
+    api_token: str = field(default="", repr=False)  # a secret: never printed
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -38,4 +39,5 @@ class Settings:
             projection_batch_size=env_int(env, "PROJECTION_BATCH_SIZE", 500),
             projection_stall_after=env_float(env, "PROJECTION_STALL_AFTER", 30.0),
             projection_catch_up_interval=env_float(env, "PROJECTION_CATCH_UP_INTERVAL", 2.0),
+            api_token=env_str(env, "CUSTOMER_SERVICE_TOKEN", ""),
         )

@@ -379,6 +379,7 @@ def create_app(settings: Settings) -> Litestar:
                 threshold=settings.breaker_threshold, reset_after=settings.breaker_reset_after
             ),
             cache_ttl=settings.customer_cache_ttl,
+            token=settings.customer_service_token,
         )
         try:
             yield

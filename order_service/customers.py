@@ -11,6 +11,7 @@ import msgspec
 from httpx_aiohttp import AiohttpTransport
 
 from contracts.customers import CustomerV1
+from servicekit.auth import bearer
 from servicekit.breaker import CircuitBreaker, CircuitOpenError
 
 
@@ -33,12 +34,14 @@ class CustomerServiceClient:
         read_timeout: float,
         breaker: CircuitBreaker,
         cache_ttl: float = 0.0,
+        token: str = "",
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         # httpx's own async transport degrades badly under concurrency here; aiohttp's holds up.
         self._http = httpx.AsyncClient(
             base_url=base_url,
             timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
+            headers=bearer(token),
             transport=transport or AiohttpTransport(),
         )
         # The whole lookup, retry included, ends within this bound.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from contracts.events import ORDERS_EXCHANGE, PAYMENTS_EXCHANGE
 from servicekit.env import SettingsError, env_float, env_int, env_str
@@ -27,6 +27,7 @@ class Settings:
     breaker_threshold: int = 5
     breaker_reset_after: float = 5.0
     customer_cache_ttl: float = 0.5
+    customer_service_token: str = field(default="", repr=False)  # a secret: never printed
     db_pool_size: int = 10
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     exchange: str = ORDERS_EXCHANGE
@@ -48,6 +49,7 @@ class Settings:
             breaker_threshold=env_int(env, "CUSTOMER_BREAKER_THRESHOLD", 5),
             breaker_reset_after=env_float(env, "CUSTOMER_BREAKER_RESET_AFTER", 5.0),
             customer_cache_ttl=env_float(env, "CUSTOMER_CACHE_TTL", 0.5),
+            customer_service_token=env_str(env, "CUSTOMER_SERVICE_TOKEN", ""),
             db_pool_size=env_int(env, "ORDER_DB_POOL_SIZE", 10),
             amqp_url=env_str(env, "RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/"),
             exchange=env_str(env, "ORDERS_EXCHANGE", ORDERS_EXCHANGE),

@@ -95,9 +95,13 @@ def _from_http_exception(request: Request[Any, Any, Any], exc: HTTPException) ->
         ]
         error = ProblemError(400, "malformed_request", "The request cannot be read", errors=errors)
         return problem_response(request, error)
-    code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(
-        exc.status_code, "http_error"
-    )
+    code = {
+        401: "unauthorized",
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "request_too_large",
+        429: "too_many_requests",
+    }.get(exc.status_code, "http_error")
     error = ProblemError(exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {}))
     return problem_response(request, error)
 

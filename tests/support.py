@@ -129,6 +129,7 @@ class ScriptedPeer:
         self.body = b'{"id":1,"customer_name":"Ada","address":"London","orders_count":0}'
         self.hang = False
         self.requests = 0
+        self.last_head = b""  # the request line and headers of the latest request
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
         self._release: asyncio.Event | None = None
@@ -165,13 +166,14 @@ class ScriptedPeer:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         assert self._release is not None
         try:
-            while await reader.readuntil(b"\r\n\r\n"):
+            while head := await reader.readuntil(b"\r\n\r\n"):
                 self.requests += 1
+                self.last_head = head
                 if self.hang:
                     await self._release.wait()
                     return
-                head = f"HTTP/1.1 {self.status} X\r\nContent-Length: {len(self.body)}\r\n"
-                writer.write(head.encode() + b"Content-Type: application/json\r\n\r\n" + self.body)
+                reply = f"HTTP/1.1 {self.status} X\r\nContent-Length: {len(self.body)}\r\n"
+                writer.write(reply.encode() + b"Content-Type: application/json\r\n\r\n" + self.body)
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass

@@ -149,3 +149,14 @@ async def test_a_missing_customer_is_not_remembered(peer: ScriptedPeer) -> None:
 
     assert peer.requests == 2
     await client.aclose()
+
+
+async def test_the_service_token_is_sent_when_configured(peer: ScriptedPeer) -> None:
+    client = CustomerServiceClient(
+        peer.url, connect_timeout=0.3, read_timeout=0.5, breaker=CircuitBreaker(), token="t0k"
+    )
+
+    await client.get(1)
+
+    assert b"authorization: bearer t0k" in peer.last_head.lower()
+    await client.aclose()
