@@ -23,12 +23,15 @@ from projections.feed import FeedClient
 from servicekit.auth import require_token
 from servicekit.health import health_handlers
 from servicekit.http import (
+    ascii_digits,
     cursor_param,
     decode_json,
     encode_cursor,
+    inline_schema,
     json_body_operation,
     next_link,
     page_limit,
+    whole_number_query,
 )
 from servicekit.problems import (
     EXCEPTION_HANDLERS,
@@ -83,7 +86,7 @@ def store(state: State) -> CustomerStore:
 )
 async def get_customer(customer_id: FromPath[str], state: State) -> CustomerV1:
     """One customer with its orders_count."""
-    valid = customer_id.isdigit() and int(customer_id) <= MAX_ID
+    valid = ascii_digits(customer_id) and int(customer_id) <= MAX_ID
     found = await store(state).get(int(customer_id)) if valid else None
     if found is None:
         raise customer_not_found(customer_id)
@@ -99,7 +102,7 @@ async def get_customer(customer_id: FromPath[str], state: State) -> CustomerV1:
 async def list_customers(
     request: Request[Any, Any, Any],
     state: State,
-    limit: Annotated[str | None, Parameter(description="page size, 1..500, default 50")] = None,
+    limit: Annotated[str | None, whole_number_query("page size (default 50)", 1, 500)] = None,
     cursor: Annotated[str | None, Parameter(description="from the previous page's Link")] = None,
 ) -> Response[list[CustomerV1]]:
     """Customers by id, paginated with `limit` and an opaque cursor (`Link: rel="next"`)."""
@@ -115,7 +118,7 @@ async def list_customers(
     "/api/v1/customers",
     operation_id="createCustomer",
     tags=["customers"],
-    operation_class=json_body_operation(msgspec.json.schema(NewCustomer)),
+    operation_class=json_body_operation(inline_schema(NewCustomer)),
     responses={
         400: problem_spec(MALFORMED),
         422: problem_spec("A field breaks a rule"),

@@ -39,7 +39,7 @@ from order_service.customers import (
     CustomerServiceClient,
     CustomerServiceUnavailableError,
 )
-from order_service.domain import InvalidTransitionError
+from order_service.domain import InvalidTransitionError, PaymentRequiredError
 from order_service.relay import RELAY_NAME, event_log
 from order_service.requests import (
     IDEMPOTENCY_KEY_MAX,
@@ -57,9 +57,11 @@ from servicekit.http import (
     cursor_param,
     decode_json,
     encode_cursor,
+    inline_schema,
     json_body_operation,
     next_link,
     page_limit,
+    whole_number_query,
     whole_param,
 )
 from servicekit.postgres import create_application
@@ -193,14 +195,17 @@ def _transition_handler(action: str) -> HTTPRouteHandler:
         tags=["orders"],
         status_code=200,
         operation_class=(
-            json_body_operation(msgspec.json.schema(CancelBody), required=False)
+            json_body_operation(inline_schema(CancelBody), required=False)
             if action == "cancel"
             else Operation
         ),
         responses={
             400: problem_spec(MALFORMED),
             404: problem_spec("No order has this id"),
-            409: problem_spec("The order's status does not allow this (invalid_transition)"),
+            409: problem_spec(
+                "Its status does not allow this (invalid_transition), or it is not paid yet"
+                " (payment_required)"
+            ),
             412: problem_spec("If-Match names a version the order is no longer at"),
             422: problem_spec("A bad cancellation reason"),
         },
@@ -227,6 +232,10 @@ def _transition_handler(action: str) -> HTTPRouteHandler:
             raise order_not_found(order_id) from None
         except InvalidTransitionError as exc:
             raise ProblemError(409, "invalid_transition", "Not allowed now", str(exc)) from None
+        except PaymentRequiredError as exc:
+            raise ProblemError(
+                409, "payment_required", "Only a paid order ships", str(exc)
+            ) from None
         except ConcurrentModificationError:
             raise ProblemError(409, "concurrent_modification", "Changed meanwhile; retry") from None
         except VersionMismatchError as exc:
@@ -285,18 +294,15 @@ def _fields(view: OrderView) -> dict[str, Any]:
 async def list_orders(
     request: Request[Any, Any, Any],
     state: State,
-    customer_id: Annotated[str | None, Parameter(description="only this customer's orders")] = None,
-    limit: Annotated[str | None, Parameter(description="page size, 1..500, default 50")] = None,
+    customer_id: Annotated[
+        str | None, whole_number_query("only this customer's orders", 1, 2**63 - 1)
+    ] = None,
+    limit: Annotated[str | None, whole_number_query("page size (default 50)", 1, 500)] = None,
     cursor: Annotated[str | None, Parameter(description="from the previous page's Link")] = None,
 ) -> Response[list[OrderView]]:
     """Orders newest first, paginated with `limit` and an opaque cursor (`Link: rel="next"`)."""
     size, before = page_limit(limit), cursor_param(cursor)
-    customer = None
-    if customer_id is not None:
-        if not customer_id.isdigit():
-            message = "must be a positive whole number"
-            raise validation_failed([FieldError(field="customer_id", message=message)])
-        customer = int(customer_id)
+    customer = whole_param("customer_id", customer_id, default=0, low=1, high=2**63 - 1) or None
     page = await call(orders(state).list_orders, customer_id=customer, limit=size, before=before)
     cursor_out = encode_cursor(page.next_position) if page.next_position is not None else None
     return Response(page.orders, headers=next_link(request, cursor_out))
@@ -315,7 +321,9 @@ async def list_orders(
 async def get_order(
     order_id: FromPath[str],
     state: State,
-    version: Annotated[str | None, Parameter(description="the order as it was then")] = None,
+    version: Annotated[
+        str | None, whole_number_query("the order as it was then", 1, 2**63 - 1)
+    ] = None,
 ) -> Response[OrderView]:
     """One order, read from its event stream; `?version=N` shows it as it was at version N."""
     at = whole_param("version", version, default=0, low=1, high=2**63 - 1) or None
@@ -341,9 +349,11 @@ FEED_DEFAULT, FEED_MAX = 500, 5000
 async def list_events(
     request: Request[Any, Any, Any],
     state: State,
-    after: Annotated[str | None, Parameter(description="a position; 0 = from the start")] = None,
+    after: Annotated[
+        str | None, whole_number_query("a position; 0 = from the start", 0, 2**63 - 1)
+    ] = None,
     limit: Annotated[
-        str | None, Parameter(description=f"1..{FEED_MAX}, default {FEED_DEFAULT}")
+        str | None, whole_number_query(f"page size (default {FEED_DEFAULT})", 1, FEED_MAX)
     ] = None,
 ) -> Response[list[OrderEventEnvelope]]:
     """The integration-event feed: the envelopes the relay publishes, in position order."""

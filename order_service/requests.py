@@ -15,6 +15,7 @@ from order_service.domain import (
     Status,
     rule_violations,
 )
+from servicekit.http import ascii_digits
 from servicekit.problems import FieldError, validation_failed
 
 MAX_ID = 2**63 - 1
@@ -36,7 +37,9 @@ class OrderBody(msgspec.Struct, kw_only=True):
 
 
 def _whole(value: Any) -> int | None:
-    """An integer from JSON: no booleans, no fractions."""
+    """An integer from JSON: no booleans, no fractions (JSON Schema counts 3.0 as an integer)."""
+    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        return int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         return None
     return value
@@ -143,4 +146,4 @@ def expected_version(if_match: str | None) -> int | None:
     if if_match is None or if_match.strip() == "*":
         return None
     tag = if_match.strip().removeprefix("W/").strip('"')
-    return int(tag) if tag.isdigit() else -1
+    return int(tag) if ascii_digits(tag) else -1

@@ -171,7 +171,7 @@ def moment(text: str) -> datetime:
 
 
 def positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
         raise argparse.ArgumentTypeError(f"not a position (1 or more): {text!r}")
     return int(text)
 

@@ -60,7 +60,8 @@ async def get_payment(payment_id: FromPath[str], state: State) -> PaymentView:
 async def payments_of_order(
     state: State,
     order_id: Annotated[
-        str | None, Parameter(description="the order whose payment to show")
+        str | None,
+        Parameter(description="the order whose payment to show", schema_extra={"format": "uuid"}),
     ] = None,
 ) -> list[PaymentView]:
     """The payment of an order (an order has at most one): `?order_id=...`."""

@@ -11,7 +11,8 @@ from urllib.parse import urlencode
 
 import msgspec
 from litestar import Request
-from litestar.openapi.spec import Operation
+from litestar.openapi.spec import OpenAPIType, Operation
+from litestar.params import Parameter
 
 from servicekit.problems import FieldError, ProblemError, validation_failed
 
@@ -32,15 +33,36 @@ def decode_json(body: bytes) -> Any:
         ) from None
 
 
+def ascii_digits(text: str) -> bool:
+    """Only 0-9: str.isdigit() also accepts digits such as '²' that int() refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def whole_param(name: str, raw: str | None, *, default: int, low: int, high: int) -> int:
     """A whole-number query parameter within [low, high]; 422 naming it otherwise."""
     if raw is None or raw == "":
         return default
-    value = int(raw) if raw.isdigit() else low - 1
+    value = int(raw) if ascii_digits(raw) else low - 1
     if not low <= value <= high:
         message = f"must be a whole number from {low} to {high}"
         raise validation_failed([FieldError(field=name, message=message)])
     return value
+
+
+def whole_number_query(description: str, low: int, high: int) -> Any:
+    """A query parameter read as a string (so this code, not the framework, answers a bad
+    one with a 422) and documented as what it is: a whole number within [low, high]."""
+    return Parameter(
+        description=description,
+        schema_extra={"one_of": None, "type": OpenAPIType.INTEGER, "minimum": low, "maximum": high},
+    )
+
+
+def inline_schema(struct: type[Any]) -> dict[str, Any]:
+    """A Struct's JSON Schema with no references, for a request body documented by hand."""
+    (_,), components = msgspec.json.schema_components([struct])
+    schema: dict[str, Any] = components[struct.__name__]
+    return schema
 
 
 def page_limit(raw: str | None) -> int:
@@ -60,7 +82,7 @@ def cursor_param(raw: str | None) -> int | None:
     try:
         padded = raw + "=" * (-len(raw) % 4)
         text = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
-        if text.startswith("p") and text[1:].isdigit():
+        if text.startswith("p") and ascii_digits(text[1:]):
             return int(text[1:])
     except (ValueError, binascii.Error):
         pass

@@ -94,3 +94,11 @@ def test_malformed_json_is_a_400() -> None:
         decode_json(b'{"customer_id": 1,')
 
     assert (refused.value.status, refused.value.code) == (400, "malformed_json")
+
+
+def test_a_whole_number_written_with_a_zero_fraction_is_a_whole_number() -> None:
+    body = decode_json(b'{"customer_id": 1.0, "product_name": "x", "quantity": 3.0, "price": 1}')
+
+    command = parse_place_order(body)
+
+    assert (command.customer_id, command.quantity) == (1, 3)

@@ -136,6 +136,7 @@ def test_an_order_reads_back_with_an_etag_and_at_a_version(system: System) -> No
         ("/api/v1/orders/1%27%20OR%201=1", 404),
         (f"/api/v1/orders/{uuid.uuid4()}?version=zero", 422),
         ("/api/v1/orders?customer_id=abc", 422),
+        ("/api/v1/orders?customer_id=0", 422),
         ("/api/v1/orders?limit=0", 422),
         ("/api/v1/orders?limit=501", 422),
         ("/api/v1/orders?cursor=bogus", 422),
@@ -286,3 +287,12 @@ def test_an_oversized_body_is_a_413_problem(system: System) -> None:
 
     assert response.status_code == 413
     assert response.json()["code"] == "request_too_large"
+
+
+@pytest.mark.parametrize("digits", ["\u00b2", "\u0661\u0662", "\uff11"])  # ², Arabic 12, wide 1
+def test_digits_that_are_not_ascii_are_refused_not_a_500(system: System, digits: str) -> None:
+    listed = httpx.get(f"{system.orders.url}/api/v1/orders", params={"customer_id": digits})
+    customer = httpx.get(f"{system.customers.url}/api/v1/customers/{digits}")
+    paged = httpx.get(f"{system.orders.url}/api/v1/orders", params={"limit": digits})
+
+    assert (listed.status_code, customer.status_code, paged.status_code) == (422, 404, 422)

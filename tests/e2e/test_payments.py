@@ -197,3 +197,15 @@ async def test_a_poison_payment_message_is_dead_lettered_and_later_results_still
     assert wait_for_payment(system, order["id"])["payment_status"] == "paid"
     dead = await drain(f"{results_queue}.dlq")
     assert sorted(m.body for m in dead) == sorted(garbage)
+
+
+def test_an_unpaid_order_cannot_be_shipped(system: System, payments_down: None) -> None:
+    order = place(system, "20.00")  # no processor: it stays unpaid
+    confirm = httpx.post(f"{system.orders.url}/api/v1/orders/{order['id']}/confirm")
+
+    ship = httpx.post(f"{system.orders.url}/api/v1/orders/{order['id']}/ship")
+
+    assert confirm.status_code == 200
+    assert ship.status_code == 409
+    assert ship.json()["code"] == "payment_required"
+    assert get_order(system, order["id"])["status"] == "confirmed"
