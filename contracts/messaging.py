@@ -98,9 +98,18 @@ async def keep_running(
 
 
 async def next_message(
-    inbox: asyncio.Queue[AbstractIncomingMessage], stopping: asyncio.Event, wait: float
+    inbox: asyncio.Queue[AbstractIncomingMessage],
+    stopping: asyncio.Event,
+    wait: float,
+    channel: AbstractChannel,
 ) -> AbstractIncomingMessage | None:
-    """The next consumed message, or None after `wait` seconds or once `stopping` is set."""
+    """The next consumed message, or None after `wait` seconds or once `stopping` is set.
+
+    A closed channel (the broker went away) raises: nothing would ever arrive in the inbox
+    again, so the consumer must reconnect rather than wait.
+    """
+    if channel.is_closed:
+        raise ConnectionError("the channel to the broker is closed")
     arrived = asyncio.ensure_future(inbox.get())
     stopped = asyncio.ensure_future(stopping.wait())
     await asyncio.wait({arrived, stopped}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
@@ -108,6 +117,8 @@ async def next_message(
     if arrived.done():
         return arrived.result()
     arrived.cancel()
+    if channel.is_closed:
+        raise ConnectionError("the channel to the broker is closed")
     return None
 
 

@@ -121,7 +121,7 @@ class Projector:
                 inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
                 await queue.consume(into(inbox))
                 while not stopping.is_set():
-                    batch = await self._collect(inbox, stopping)
+                    batch = await self._collect(inbox, stopping, channel)
                     if batch:
                         await self._flush(db, dead_letters, batch)
                     else:
@@ -132,10 +132,13 @@ class Projector:
         await self.projection.create(db.cursor())
 
     async def _collect(
-        self, inbox: asyncio.Queue[AbstractIncomingMessage], stopping: asyncio.Event
+        self,
+        inbox: asyncio.Queue[AbstractIncomingMessage],
+        stopping: asyncio.Event,
+        channel: AbstractChannel,
     ) -> list[AbstractIncomingMessage]:
         """A batch: the first message (or nothing, after the idle interval), then what follows."""
-        first = await next_message(inbox, stopping, self.settings.catch_up_interval)
+        first = await next_message(inbox, stopping, self.settings.catch_up_interval, channel)
         if first is None:
             return []
         batch = [first]

@@ -76,7 +76,7 @@ class Consumer:
             running: set[asyncio.Task[None]] = set()
             try:
                 while not stopping.is_set() and not failed.done():
-                    message = await next_message(inbox, stopping, wait=1.0)
+                    message = await next_message(inbox, stopping, 1.0, channel)
                     if message is None:
                         continue
                     await slots.acquire()

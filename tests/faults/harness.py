@@ -1,0 +1,200 @@
+"""The fault suite's harness: load through the whole system, a fault, then the invariants.
+
+Every scenario drives orders over HTTP, injects its fault a third of the way in (and heals
+it two thirds in), lets the system settle, and checks that nothing acknowledged was lost:
+every 201 is stored, counted exactly once (and `verify` agrees) and settled by exactly one
+payment outcome. FAULT_ORDERS sets the load (`make faults` uses 5,000; `make test` a short
+form); FAULT_REPORT names a file that collects one line of figures per scenario.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import httpx
+import psycopg
+
+from tests.e2e.conftest import System
+from tests.support import ROOT
+
+ORDERS = int(os.environ.get("FAULT_ORDERS", "150"))
+Step = Callable[[], Awaitable[Any] | Any]  # what it returns is awaited when awaitable
+
+
+@dataclass
+class Load:
+    created: list[str] = field(default_factory=list)  # ids acknowledged with a 201
+    refused: dict[int, int] = field(default_factory=dict)  # status -> count (503s, say)
+    errors: int = 0  # connection errors, timeouts
+
+
+@dataclass
+class Figures:
+    scenario: str
+    orders: int
+    created: int
+    refused: dict[int, int]
+    stored: int
+    counted: int
+    duplicates_absorbed: int
+    settled: int
+    payment_outcomes: int
+    lost: int
+    seconds: float
+
+
+def body(n: int) -> dict[str, Any]:
+    price = "1200.00" if n % 7 == 0 else "19.99"  # some payments fail, their orders cancel
+    return {"customer_id": 1 + n % 5, "product_name": "fault load", "quantity": 1, "price": price}
+
+
+async def drive(system: System, count: int, steps: dict[int, Step]) -> Load:
+    """`count` orders, 16 at a time; steps[k] runs once k orders have been answered."""
+    load = Load()
+    answered = 0
+    lock = asyncio.Lock()
+    numbers = iter(range(count))
+    async with httpx.AsyncClient(base_url=system.orders.url, timeout=10) as client:
+
+        async def worker() -> None:
+            nonlocal answered
+            for n in numbers:
+                try:
+                    response = await client.post("/api/v1/orders", json=body(n))
+                    if response.status_code == 201:
+                        load.created.append(response.json()["id"])
+                    else:
+                        load.refused[response.status_code] = (
+                            load.refused.get(response.status_code, 0) + 1
+                        )
+                except httpx.HTTPError:
+                    load.errors += 1
+                async with lock:
+                    answered += 1
+                    step = steps.pop(answered, None)
+                    if step is not None:
+                        result = step()
+                        if inspect.isawaitable(result):
+                            await result
+
+        await asyncio.gather(*(worker() for _ in range(16)))
+    return load
+
+
+def _one(system: System, database: str, sql: str) -> int:
+    settings = system.orders_db if database == "orders" else system.customers_db
+    if database == "payments":
+        settings = system.payments_db
+    with psycopg.connect(settings.conninfo()) as conn:
+        row = conn.execute(sql).fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+
+def snapshot(system: System) -> dict[str, int]:
+    """What the stores say now."""
+    return {
+        "stored": _one(system, "orders", "SELECT count(*) FROM order_summaries"),
+        "counted": _one(system, "customers", "SELECT sum(orders_count) FROM orders_count"),
+        "duplicates": _one(
+            system,
+            "customers",
+            "SELECT duplicates FROM projection_positions WHERE name = 'orders_count'",
+        ),
+        "pending": _one(
+            system,
+            "orders",
+            "SELECT count(*) FROM order_summaries WHERE payment_status = 'pending'",
+        ),
+        "payments": _one(
+            system, "payments", "SELECT count(DISTINCT originator_id) FROM payments_events"
+        ),
+        "outcomes": _one(
+            system,
+            "orders",
+            "SELECT count(*) FROM orders_events"
+            " WHERE topic LIKE '%Order.Paid' OR topic LIKE '%Order.PaymentFailed'",
+        ),
+        "unpaid_or_twice": _one(
+            system,
+            "orders",
+            "SELECT count(*) FROM (SELECT originator_id FROM orders_events"
+            " WHERE topic LIKE '%Order.Paid' OR topic LIKE '%Order.PaymentFailed'"
+            " GROUP BY originator_id HAVING count(*) <> 1) twice",
+        ),
+    }
+
+
+async def settle(system: System, created: int, within: float = 120) -> dict[str, int]:
+    """Wait until every stored order is counted and settled by its payment."""
+    deadline = time.monotonic() + within
+    while True:
+        now = await asyncio.to_thread(snapshot, system)
+        if now["counted"] >= now["stored"] >= created and now["pending"] == 0:
+            return now
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not settled within {within}s: {now}")
+        await asyncio.sleep(0.2)  # a whole system settling: there is no single signal
+
+
+def verify(system: System) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ordersystem", "verify", "orders-count"],
+        env={**os.environ, **system.projector_env()},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+async def run_scenario(
+    system: System, name: str, fault: Step, heal: Step | None = None, *, orders: int = ORDERS
+) -> Figures:
+    """Load, fault at a third, heal at two thirds, settle, check; the figures."""
+    started = time.monotonic()
+    before = await asyncio.to_thread(snapshot, system)
+    steps: dict[int, Step] = {max(1, orders // 3): fault}
+    if heal is not None:
+        steps[max(2, 2 * orders // 3)] = heal
+    load = await drive(system, orders, steps)
+    after = await settle(system, before["stored"] + len(load.created))
+    checked = await asyncio.to_thread(verify, system)
+    figures = Figures(
+        scenario=name,
+        orders=orders,
+        created=len(load.created),
+        refused=load.refused,
+        stored=after["stored"] - before["stored"],
+        counted=after["counted"] - before["counted"],
+        duplicates_absorbed=after["duplicates"] - before["duplicates"],
+        settled=after["outcomes"] - before["outcomes"],
+        payment_outcomes=after["payments"] - before["payments"],
+        lost=len(load.created) - (after["stored"] - before["stored"]),
+        seconds=time.monotonic() - started,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert figures.lost == 0, figures
+    assert figures.stored == figures.created, figures  # nothing acknowledged lost, no extra
+    assert figures.counted == figures.created, figures  # each counted exactly once
+    assert figures.settled == figures.created, figures  # each settled by one outcome
+    assert figures.payment_outcomes == figures.created, figures  # one payment per order
+    assert after["unpaid_or_twice"] == 0, after
+    report(figures)
+    return figures
+
+
+def report(figures: Figures) -> None:
+    path = os.environ.get("FAULT_REPORT")
+    if path:
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(json.dumps(asdict(figures)) + "\n")

@@ -1,0 +1,112 @@
+"""The fault suite: the whole system under load, one fault each, nothing lost or doubled."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.e2e.conftest import System, start_system
+from tests.faults.harness import ORDERS, run_scenario
+from tests.support import (
+    Databases,
+    ServiceProcess,
+    Worker,
+    drain,
+    projector_process,
+    publish_raw,
+    rabbitmqctl,
+    relay_process,
+)
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.usefixtures("rabbitmq_up"),
+    pytest.mark.timeout(1800),  # make faults drives 5,000 orders per scenario
+]
+
+WORKERS = ["relay", "orders-count", "payments", "payment-results"]
+
+
+@pytest.fixture
+async def system(databases: Databases) -> AsyncIterator[System]:
+    running = start_system(databases, workers=True)
+    await running.wait_for_consumer_queues()
+    yield running
+    running.stop()
+    await running.delete_messaging()
+
+
+@pytest.mark.parametrize("worker", WORKERS)
+async def test_kill_9_of_a_worker_under_load_then_restart_loses_and_doubles_nothing(
+    system: System, worker: str
+) -> None:
+    process = system.workers[worker]
+
+    await run_scenario(system, f"kill -9 {worker}", process.kill, process.start)
+
+
+async def test_two_relays_and_two_projectors_at_once_count_each_order_once(
+    system: System,
+) -> None:
+    extra: list[Worker] = []
+
+    def second_ones() -> None:
+        extra.append(relay_process(system.orders.env).start())
+        extra.append(projector_process(system.projector_env()).start())
+
+    try:
+        await run_scenario(system, "two relays and two projectors", second_ones)
+    finally:
+        for worker in extra:
+            worker.stop()
+
+
+async def test_rabbitmq_stopped_and_started_under_load_loses_nothing(system: System) -> None:
+    try:
+        await run_scenario(
+            system,
+            "RabbitMQ stopped and started",
+            lambda: rabbitmqctl("stop_app"),
+            lambda: rabbitmqctl("start_app"),
+        )
+    finally:
+        await rabbitmqctl("start_app")  # never leave the broker down, whatever happened
+
+
+async def test_the_customer_service_stopped_fails_fast_and_recovers(system: System) -> None:
+    def restart() -> None:
+        system.customers = ServiceProcess(
+            "customers", system.customers.env, port=system.customers.port
+        ).start()
+
+    figures = await run_scenario(system, "customer service stopped", system.customers.stop, restart)
+
+    assert set(figures.refused) <= {503}
+    assert figures.refused.get(503, 0) > 0  # refused fast while it was down
+    assert figures.created >= ORDERS // 3  # and orders flowed again after it returned
+
+
+async def test_poison_mixed_into_live_traffic_is_set_aside_and_nothing_else_is(
+    system: System,
+) -> None:
+    poison = max(20, ORDERS // 5)
+    payments = system.messaging_env()["PAYMENTS_EXCHANGE"]
+
+    async def mix_in() -> None:
+        for n in range(poison):
+            await publish_raw(system.exchange, f"poison {n}".encode(), "order.created")
+            await publish_raw(payments, b'{"type": "payment.succeeded"}', "payment.succeeded")
+
+    await run_scenario(system, f"{2 * poison} poison messages in live traffic", mix_in)
+
+    dead = {
+        queue: len(await drain(f"{queue}.dlq"))
+        for queue in (system.projection_queue, system.messaging_env()["PAYMENT_QUEUE"])
+    }
+    results = len(await drain(f"{system.messaging_env()['PAYMENT_RESULTS_QUEUE']}.dlq"))
+    assert dead == {
+        system.projection_queue: poison,
+        system.messaging_env()["PAYMENT_QUEUE"]: poison,
+    }
+    assert results == poison
