@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install run test test-unit lint fmt lock preflight bench up down clean
+.PHONY: help install run test test-unit lint fmt lock preflight bench faults up down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -30,6 +30,15 @@ test: $(STAMP) ## unit, integration and end-to-end tests (needs Postgres and Rab
 
 test-unit: $(STAMP) ## only the tests that need no server
 	$(BIN)/pytest -q -m "not integration and not e2e"
+
+faults: $(STAMP) ## the fault suite at full size, three times in a row: writes docs/reliability.md
+	$(BIN)/ordersystem preflight
+	rm -f .faults.jsonl
+	for run in 1 2 3; do \
+		FAULT_ORDERS=5000 FAULT_REPORT=.faults.jsonl \
+		$(BIN)/pytest -q -p no:cacheprovider tests/faults/test_system_faults.py || exit 1; \
+	done
+	$(BIN)/python -m tests.faults.report .faults.jsonl docs/reliability.md
 
 bench: $(STAMP) ## benchmarks (several minutes): writes docs/benchmarks.md
 	$(BIN)/ordersystem preflight

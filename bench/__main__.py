@@ -73,6 +73,7 @@ async def measure(quick: bool) -> dict[str, Any]:
                 results[f"memory_{config}"] = stack.peak_memory_mb()
             finally:
                 stack.stop()
+                await stack.delete_messaging()
         say("relay beside a plain publish loop")
         results["relay"] = await scenarios.relay(
             databases, prefix, events=2000 if quick else 20_000

@@ -78,12 +78,25 @@ class Stack:
     workers: list[Worker]
     customers_db: Any
     orders_db: Any
+    queues: list[str]
+    exchanges: list[str]
 
     def stop(self) -> None:
         for worker in self.workers:
             worker.stop()
         for api in (self.orders, self.payments, self.customers):
             api.stop()
+
+    async def delete_messaging(self) -> None:
+        """The queues and exchanges this stack's processes declared."""
+        async with await aio_pika.connect(AMQP_URL) as connection:
+            channel = await connection.channel()
+            for queue in self.queues:
+                for name in (queue, f"{queue}.dlq"):
+                    await channel.queue_delete(name)
+                await channel.exchange_delete(f"{queue}.dlx")
+            for exchange in self.exchanges:
+                await channel.exchange_delete(exchange)
 
     def peak_memory_mb(self) -> dict[str, float]:
         processes = {
@@ -184,7 +197,10 @@ def start_stack(databases: Databases, prefix: str, *, whole: bool) -> Stack:
         api.start()
     for worker in workers:
         worker.start()
-    return Stack(customers, orders, payments, workers, customers_db, orders_db)
+    queues = [f"{prefix}.read.orders-count", f"{prefix}.read.orders-by-status"]
+    queues += [messaging["PAYMENT_QUEUE"], messaging["PAYMENT_RESULTS_QUEUE"]]
+    exchanges = [messaging["ORDERS_EXCHANGE"], messaging["PAYMENTS_EXCHANGE"]]
+    return Stack(customers, orders, payments, workers, customers_db, orders_db, queues, exchanges)
 
 
 async def http(stack: Stack) -> Figures:

@@ -14,6 +14,7 @@ from eventsourcing.persistence import IntegrityError
 
 from payment_service.domain import Payment
 from servicekit.groupcommit import GroupCommitter
+from servicekit.postgres import schema_in_place, skip_table_creation
 
 PAYMENT_NAMESPACE = UUID("b7a9c1d3-5e7f-4a1b-9c3d-5e7f9a1b3c5d")
 
@@ -58,6 +59,11 @@ class Payments(Application[UUID]):
         super().__init__(env)
         # With group commit, payments decided concurrently share transactions.
         self.committer = GroupCommitter(self._commit) if group_commit else None
+
+    def construct_recorder(self) -> Any:
+        if schema_in_place(self.factory, "payments_events", "notification_id"):
+            skip_table_creation(self.factory)  # others may be writing: no DDL on live tables
+        return super().construct_recorder()
 
     def _save_payment(self, payment: Payment) -> None:
         events = list(payment.collect_events())  # collected once: a retry commits the same

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psycopg
+from eventsourcing.postgres import PostgresFactory
 from psycopg import sql
 
 from servicekit.env import env_int, env_str
@@ -74,6 +75,29 @@ def ensure_database(settings: PostgresSettings) -> bool:
 
 
 T = TypeVar("T")
+
+
+def schema_in_place(factory: Any, table: str, column: str) -> bool:
+    """Whether `table.column` exists, from the catalog (which takes no lock on the table).
+
+    The library's table creation is idempotent but not harmless: CREATE INDEX IF NOT EXISTS
+    and ALTER TABLE ... ADD COLUMN IF NOT EXISTS lock the table even when there is nothing
+    to do, and a process starting while others write can deadlock with them. When the
+    newest piece of the schema is there, a process skips that DDL altogether.
+    """
+    if not isinstance(factory, PostgresFactory):
+        return False
+    with factory.datastore.get_connection() as conn:
+        found = conn.execute(
+            "SELECT 1 FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND table_name = %s AND column_name = %s",
+            (table, column),
+        ).fetchone()
+    return found is not None
+
+
+def skip_table_creation(factory: Any) -> None:
+    factory.env["CREATE_TABLE"] = "no"
 
 
 def create_application(factory: Callable[[], T], settings: PostgresSettings) -> T:

@@ -124,3 +124,19 @@ def test_with_group_commit_concurrent_duplicates_still_create_one_order(
     assert sum(p.created for p in placements) == 17  # 16 without a key, 1 of the 16 with it
     assert count(database, "orders_events") == events + 17
     assert len(orders.list_orders(customer_id=106, limit=100).orders) == 17
+
+
+def test_a_process_starting_while_others_write_takes_no_table_lock(
+    orders: Orders, database: PostgresSettings
+) -> None:
+    pool = ThreadPoolExecutor(max_workers=1)
+    with psycopg.connect(database.conninfo()) as writer:
+        # What every insert transaction holds while it writes.
+        writer.execute("LOCK TABLE orders_events IN EXCLUSIVE MODE")
+        starting = pool.submit(Orders, env=database.eventsourcing_env())
+        try:
+            started = starting.result(timeout=10)  # DDL would wait here for the writer
+        finally:
+            writer.rollback()
+            pool.shutdown()
+    started.close()
