@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 from contracts.events import (
@@ -16,9 +15,7 @@ from contracts.events import (
 from contracts.messaging import UnprocessableError
 from order_service.application import OrderNotFoundError, Orders
 from order_service.settings import Settings
-from servicekit.consumer import CONSUMER_THREADS, Consumer, ConsumerSettings, Handler
-from servicekit.postgres import create_application
-from servicekit.signals import stop_on_signals
+from servicekit.consumer import ConsumerSettings, Handler, run_consumer_process
 
 
 def handler(orders: Orders) -> Handler:
@@ -53,12 +50,5 @@ def consumer_settings(settings: Settings) -> ConsumerSettings:
 
 async def run_payment_results(settings: Settings) -> None:
     """Record payment outcomes until SIGINT or SIGTERM."""
-    stopping = stop_on_signals()
-    # Handled concurrently, in threads, committed together.
-    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(CONSUMER_THREADS))
     make = partial(Orders, env=settings.eventsourcing_env(), group_commit=True)
-    orders = await asyncio.to_thread(create_application, make, settings.postgres)
-    try:
-        await Consumer(consumer_settings(settings), handler(orders)).run(stopping)
-    finally:
-        orders.close()
+    await run_consumer_process(make, settings.postgres, consumer_settings(settings), handler)

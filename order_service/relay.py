@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from functools import partial
 
 from order_service.application import Orders
 from order_service.settings import Settings
 from order_service.translation import PUBLIC_TOPICS, to_contract
 from servicekit.eventlog import EventLog
-from servicekit.postgres import create_application
-from servicekit.relay import Relay, RelaySettings
-from servicekit.signals import stop_on_signals
+from servicekit.relay import Relay, RelaySettings, application_relay, run_relay_process
 
 RELAY_NAME = "orders"
 
@@ -32,14 +28,11 @@ def relay_settings(settings: Settings, orders: Orders) -> RelaySettings:
     )
 
 
+def relay_for(settings: Settings, orders: Orders) -> Relay:
+    return application_relay(orders, to_contract, PUBLIC_TOPICS, relay_settings(settings, orders))
+
+
 async def run_relay(settings: Settings) -> None:
     """Relay until SIGINT or SIGTERM."""
-    stopping = stop_on_signals()
     make = partial(Orders, env=settings.eventsourcing_env())
-    orders = await asyncio.to_thread(create_application, make, settings.postgres)
-    relay = Relay(event_log(orders), relay_settings(settings, orders))
-    try:
-        await relay.run(stopping)
-    finally:
-        orders.close()
-    logging.getLogger(__name__).info("relay stopped after publishing %d", relay.published)
+    await run_relay_process(make, settings.postgres, partial(relay_for, settings))

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 from contracts.events import Envelope, IntegrationEvent, OrderCreatedV1
 from payment_service.application import Payments
 from payment_service.settings import Settings
-from servicekit.consumer import CONSUMER_THREADS, Consumer, ConsumerSettings, Handler
-from servicekit.postgres import create_application
-from servicekit.signals import stop_on_signals
+from servicekit.consumer import ConsumerSettings, Handler, run_consumer_process
 
 CENT = 2
 
@@ -44,12 +41,5 @@ def consumer_settings(settings: Settings) -> ConsumerSettings:
 
 async def run_processor(settings: Settings) -> None:
     """Decide payments until SIGINT or SIGTERM."""
-    stopping = stop_on_signals()
-    # Handled concurrently, in threads, committed together.
-    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(CONSUMER_THREADS))
     make = partial(Payments, env=settings.eventsourcing_env(), group_commit=True)
-    payments = await asyncio.to_thread(create_application, make, settings.postgres)
-    try:
-        await Consumer(consumer_settings(settings), handler(payments)).run(stopping)
-    finally:
-        payments.close()
+    await run_consumer_process(make, settings.postgres, consumer_settings(settings), handler)

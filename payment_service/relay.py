@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from functools import partial
 
 from payment_service.application import Payments
 from payment_service.settings import Settings
 from payment_service.translation import PUBLIC_TOPICS, to_contract
 from servicekit.eventlog import EventLog
-from servicekit.postgres import create_application
-from servicekit.relay import Relay, RelaySettings
-from servicekit.signals import stop_on_signals
+from servicekit.relay import Relay, RelaySettings, application_relay, run_relay_process
 
 RELAY_NAME = "payments"
 
@@ -20,8 +17,8 @@ def event_log(payments: Payments) -> EventLog:
     return EventLog(payments.recorder, payments.mapper, to_contract, PUBLIC_TOPICS)
 
 
-def relay_settings(settings: Settings, payments: Payments) -> RelaySettings:
-    return RelaySettings(
+def relay_for(settings: Settings, payments: Payments) -> Relay:
+    relaying = RelaySettings(
         name=RELAY_NAME,
         exchange=settings.exchange,
         amqp_url=settings.amqp_url,
@@ -29,14 +26,10 @@ def relay_settings(settings: Settings, payments: Payments) -> RelaySettings:
         channel=payments.recorder.channel_name,  # type: ignore[attr-defined]
         page_size=settings.relay_page_size,
     )
+    return application_relay(payments, to_contract, PUBLIC_TOPICS, relaying)
 
 
 async def run_relay(settings: Settings) -> None:
     """Relay until SIGINT or SIGTERM."""
-    stopping = stop_on_signals()
     make = partial(Payments, env=settings.eventsourcing_env())
-    payments = await asyncio.to_thread(create_application, make, settings.postgres)
-    try:
-        await Relay(event_log(payments), relay_settings(settings, payments)).run(stopping)
-    finally:
-        payments.close()
+    await run_relay_process(make, settings.postgres, partial(relay_for, settings))

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
@@ -28,6 +30,8 @@ from contracts.messaging import (
     keep_running,
     next_message,
 )
+from servicekit.postgres import PostgresSettings, create_application
+from servicekit.signals import stop_on_signals
 
 Handler = Callable[[Envelope[IntegrationEvent]], Awaitable[None]]
 CONSUMER_THREADS = 64  # a consumer process's threads for handlers that call synchronous code
@@ -112,3 +116,20 @@ class Consumer:
                 failed.set_result(exc)
         finally:
             slots.release()
+
+
+async def run_consumer_process(
+    make_app: Callable[[], Any],
+    postgres: PostgresSettings,
+    settings: ConsumerSettings,
+    handler_for: Callable[[Any], Handler],
+) -> None:
+    """A consumer process: its handlers run concurrently in threads against an application
+    that group-commits; until a signal."""
+    stopping = stop_on_signals()
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(CONSUMER_THREADS))
+    app = await asyncio.to_thread(create_application, make_app, postgres)
+    try:
+        await Consumer(settings, handler_for(app)).run(stopping)
+    finally:
+        app.close()

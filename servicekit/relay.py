@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import aio_pika
 import psycopg
@@ -21,7 +23,9 @@ from aio_pika.abc import AbstractExchange
 from contracts.codec import encode
 from contracts.events import Envelope, IntegrationEvent
 from contracts.messaging import keep_running
-from servicekit.eventlog import EventLog
+from servicekit.eventlog import EventLog, Translate
+from servicekit.postgres import PostgresSettings, create_application
+from servicekit.signals import stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -212,3 +216,26 @@ def relay_lag(event_log: EventLog, conninfo: str, name: str) -> dict[str, int]:
             row = None
     position = int(row[0]) if row else 0
     return {"published_position": position, "lag": event_log.pending(position)}
+
+
+def application_relay(
+    app: Any, translate: Translate, topics: Sequence[str], settings: RelaySettings
+) -> Relay:
+    """A relay over an eventsourcing application's event log."""
+    return Relay(EventLog(app.recorder, app.mapper, translate, topics), settings)
+
+
+async def run_relay_process(
+    make_app: Callable[[], Any],
+    postgres: PostgresSettings,
+    relay_for: Callable[[Any], Relay],
+) -> None:
+    """A relay process: build the application (tables in place), relay until a signal."""
+    stopping = stop_on_signals()
+    app = await asyncio.to_thread(create_application, make_app, postgres)
+    relay = relay_for(app)
+    try:
+        await relay.run(stopping)
+    finally:
+        app.close()
+    log.info("relay %s stopped after publishing %d", relay.settings.name, relay.published)
