@@ -8,7 +8,7 @@ from order_service.application import Orders
 from order_service.settings import Settings
 from order_service.translation import PUBLIC_TOPICS, to_contract
 from servicekit.eventlog import EventLog
-from servicekit.relay import Relay, RelaySettings, application_relay, run_relay_process
+from servicekit.relay import Relay, RelaySettings, run_relay_process
 
 RELAY_NAME = "orders"
 
@@ -29,7 +29,7 @@ def relay_settings(settings: Settings, orders: Orders) -> RelaySettings:
 
 
 def relay_for(settings: Settings, orders: Orders) -> Relay:
-    return application_relay(orders, to_contract, PUBLIC_TOPICS, relay_settings(settings, orders))
+    return Relay(event_log(orders), relay_settings(settings, orders))
 
 
 async def run_relay(settings: Settings) -> None:

@@ -8,7 +8,7 @@ from payment_service.application import Payments
 from payment_service.settings import Settings
 from payment_service.translation import PUBLIC_TOPICS, to_contract
 from servicekit.eventlog import EventLog
-from servicekit.relay import Relay, RelaySettings, application_relay, run_relay_process
+from servicekit.relay import Relay, RelaySettings, run_relay_process
 
 RELAY_NAME = "payments"
 
@@ -26,7 +26,7 @@ def relay_for(settings: Settings, payments: Payments) -> Relay:
         channel=payments.recorder.channel_name,  # type: ignore[attr-defined]
         page_size=settings.relay_page_size,
     )
-    return application_relay(payments, to_contract, PUBLIC_TOPICS, relaying)
+    return Relay(event_log(payments), relaying)
 
 
 async def run_relay(settings: Settings) -> None:

@@ -37,10 +37,4 @@ class Settings:
         )
 
     def eventsourcing_env(self) -> dict[str, str]:
-        return {
-            **self.postgres.eventsourcing_env(),
-            # The pool opens its minimum at once; every process starts small and grows.
-            "POSTGRES_POOL_SIZE": str(min(2, self.db_pool_size)),
-            "POSTGRES_MAX_OVERFLOW": str(max(0, self.db_pool_size - 2)),
-            "POSTGRES_PRE_PING": "y",
-        }
+        return self.postgres.eventsourcing_env(self.db_pool_size)

@@ -56,14 +56,12 @@ class Stats:
     duplicates: int = 0
     healed: int = 0
     poisoned: int = 0
-    batches: int = 0
 
     def add(self, outcome: Outcome, poisoned: int = 0) -> None:
         self.applied += len(outcome.apply)
         self.duplicates += outcome.duplicates
         self.healed += outcome.healed
         self.poisoned += poisoned
-        self.batches += 1
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,12 @@ class PostgresSettings:
             application_name="ordersystem",
         )
 
-    def eventsourcing_env(self) -> dict[str, str]:
-        """The variables the eventsourcing library reads for its Postgres persistence."""
+    def eventsourcing_env(self, pool_size: int = 10) -> dict[str, str]:
+        """The variables the eventsourcing library reads for its Postgres persistence.
+
+        The library's pool opens its minimum at once, so every process opens 2 connections
+        and grows on demand to `pool_size`.
+        """
         return {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
             "POSTGRES_DBNAME": self.dbname,
@@ -51,8 +55,10 @@ class PostgresSettings:
             "POSTGRES_PORT": str(self.port),
             "POSTGRES_USER": self.user,
             "POSTGRES_PASSWORD": self.password,
-            "POSTGRES_POOL_SIZE": "2",  # opened at once; grows on demand up to 2 + 8
-            "POSTGRES_MAX_OVERFLOW": "8",
+            "POSTGRES_POOL_SIZE": str(min(2, pool_size)),
+            "POSTGRES_MAX_OVERFLOW": str(max(0, pool_size - 2)),
+            "POSTGRES_CONNECT_TIMEOUT": "5",
+            "POSTGRES_PRE_PING": "y",
         }
 
     def __repr__(self) -> str:  # never print the password

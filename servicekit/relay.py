@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +23,7 @@ from aio_pika.abc import AbstractExchange
 from contracts.codec import encode
 from contracts.events import Envelope, IntegrationEvent
 from contracts.messaging import keep_running
-from servicekit.eventlog import EventLog, Translate
+from servicekit.eventlog import EventLog
 from servicekit.postgres import PostgresSettings, create_application
 from servicekit.signals import stop_on_signals
 
@@ -110,7 +110,6 @@ class Relay:
         self.settings = settings
         self.published = 0  # messages confirmed by the broker since start
         self.position = 0  # the last confirmed (and stored) position
-        self.leading = False
         self.failures = 0  # times a lead ended in an error (broker or database trouble)
 
     async def run(self, stopping: asyncio.Event) -> None:
@@ -125,7 +124,6 @@ class Relay:
 
     def _failed(self, _: Exception) -> None:
         self.failures += 1
-        self.leading = False
 
     async def _lead(self, stopping: asyncio.Event) -> None:
         conninfo = self.settings.conninfo
@@ -156,7 +154,6 @@ class Relay:
             )
             row = await cursor.fetchone()
             if row is not None and row[0]:  # type: ignore[index]
-                self.leading = True
                 return True
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), self.settings.standby_interval)
@@ -216,13 +213,6 @@ def relay_lag(event_log: EventLog, conninfo: str, name: str) -> dict[str, int]:
             row = None
     position = int(row[0]) if row else 0
     return {"published_position": position, "lag": event_log.pending(position)}
-
-
-def application_relay(
-    app: Any, translate: Translate, topics: Sequence[str], settings: RelaySettings
-) -> Relay:
-    """A relay over an eventsourcing application's event log."""
-    return Relay(EventLog(app.recorder, app.mapper, translate, topics), settings)
 
 
 async def run_relay_process(
