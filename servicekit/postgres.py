@@ -46,10 +46,11 @@ class PostgresSettings:
         """The variables the eventsourcing library reads for its Postgres persistence.
 
         The library's pool opens its minimum at once, so every process opens 2 connections
-        and grows on demand to `pool_size`.
+        and grows on demand to `pool_size`. The factory is the library's, made to fail fast
+        while the database is unreachable (servicekit.failfast).
         """
         return {
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "PERSISTENCE_MODULE": "servicekit.failfast:PostgresFactory",
             "POSTGRES_DBNAME": self.dbname,
             "POSTGRES_HOST": self.host,
             "POSTGRES_PORT": str(self.port),

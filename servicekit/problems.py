@@ -15,6 +15,8 @@ from litestar.types import ExceptionHandlersMap
 from psycopg import OperationalError as PsycopgOperationalError
 from psycopg_pool import PoolTimeout
 
+from servicekit.failfast import DatabaseUnavailableError
+
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger(__name__)
 
@@ -108,8 +110,10 @@ def _from_http_exception(request: Request[Any, Any, Any], exc: HTTPException) ->
 
 def _from_database_outage(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     log.warning("database unavailable: %s", exc)
+    retry_after = max(1, round(getattr(exc, "retry_after", 1)))
     return problem_response(
-        request, service_unavailable("database_unavailable", "The database is not reachable")
+        request,
+        service_unavailable("database_unavailable", "The database is not reachable", retry_after),
     )
 
 
@@ -126,6 +130,7 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     InterfaceError: _from_database_outage,
     PsycopgOperationalError: _from_database_outage,
     PoolTimeout: _from_database_outage,
+    DatabaseUnavailableError: _from_database_outage,
     Exception: _from_unexpected,
 }
 

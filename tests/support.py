@@ -181,6 +181,71 @@ class ScriptedPeer:
             writer.close()
 
 
+class Link:
+    """A TCP forwarder to a real server that a test can cut and mend, like a network outage.
+
+    Cut, it closes every forwarded connection and refuses new ones on the same port; mended,
+    it forwards again. It runs its own event loop in a thread, like ScriptedPeer.
+    """
+
+    def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
+        self.target = (target_host, target_port)
+        self.port = free_port()
+        self._loop = asyncio.new_event_loop()
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def start(self) -> Link:
+        self._thread.start()
+        self.mend()
+        return self
+
+    def mend(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._listen(), self._loop).result(timeout=5)
+
+    def cut(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(timeout=5)
+
+    def stop(self) -> None:
+        self.cut()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        self._loop.close()
+
+    async def _listen(self) -> None:
+        self._server = await asyncio.start_server(self._forward, "127.0.0.1", self.port)
+
+    async def _close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers |= {writer, upstream_writer}
+
+        async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                sink.transport.abort()
+
+        await asyncio.gather(pump(reader, upstream_writer), pump(upstream_reader, writer))
+        self._writers -= {writer, upstream_writer}
+
+
 AMQP_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 
@@ -406,3 +471,22 @@ async def queue_depth(name: str) -> int:
         channel = await connection.channel()
         queue = await channel.declare_queue(name, passive=True)
         return queue.declaration_result.message_count or 0
+
+
+async def pg_ctlcluster(action: str) -> None:
+    """Stop or start the local Postgres cluster; "start" when it runs already does nothing
+    (a fault test that stops it always starts it again, whatever happened)."""
+    version = sorted(os.listdir("/etc/postgresql"))[-1]
+    command = ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main"]
+    if action == "start":
+        status = await asyncio.create_subprocess_exec(
+            *command, "status", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        if await status.wait() == 0:
+            return
+    process = await asyncio.create_subprocess_exec(
+        *command, action, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    _, errors = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"pg_ctlcluster {action}: {errors.decode()}")

@@ -34,7 +34,9 @@ Step = Callable[[], Awaitable[Any] | Any]  # what it returns is awaited when awa
 class Load:
     created: list[str] = field(default_factory=list)  # ids acknowledged with a 201
     refused: dict[int, int] = field(default_factory=dict)  # status -> count (503s, say)
-    errors: int = 0  # connection errors, timeouts
+    errors: int = 0  # connection errors, timeouts: a request the system never answered
+    slowest_refusal: float = 0.0  # seconds: a refusal must be fast, not a hang
+    not_problems: int = 0  # refusals whose body is not problem details (RFC 9457)
 
 
 @dataclass
@@ -43,6 +45,8 @@ class Figures:
     orders: int
     created: int
     refused: dict[int, int]
+    unanswered: int
+    slowest_refusal: float
     stored: int
     counted: int
     duplicates_absorbed: int
@@ -69,6 +73,7 @@ async def drive(system: System, count: int, steps: dict[int, Step]) -> Load:
             nonlocal answered
             for n in numbers:
                 try:
+                    sent = time.monotonic()
                     response = await client.post("/api/v1/orders", json=body(n))
                     if response.status_code == 201:
                         load.created.append(response.json()["id"])
@@ -76,6 +81,10 @@ async def drive(system: System, count: int, steps: dict[int, Step]) -> Load:
                         load.refused[response.status_code] = (
                             load.refused.get(response.status_code, 0) + 1
                         )
+                        took = time.monotonic() - sent
+                        load.slowest_refusal = max(load.slowest_refusal, took)
+                        if not is_problem(response):
+                            load.not_problems += 1
                 except httpx.HTTPError:
                     load.errors += 1
                 async with lock:
@@ -88,6 +97,11 @@ async def drive(system: System, count: int, steps: dict[int, Step]) -> Load:
 
         await asyncio.gather(*(worker() for _ in range(16)))
     return load
+
+
+def is_problem(response: httpx.Response) -> bool:
+    content_type: str = response.headers.get("content-type", "")
+    return content_type.startswith("application/problem+json")
 
 
 def _one(system: System, database: str, sql: str) -> int:
@@ -174,6 +188,8 @@ async def run_scenario(
         orders=orders,
         created=len(load.created),
         refused=load.refused,
+        unanswered=load.errors,
+        slowest_refusal=load.slowest_refusal,
         stored=after["stored"] - before["stored"],
         counted=after["counted"] - before["counted"],
         duplicates_absorbed=after["duplicates"] - before["duplicates"],
@@ -184,6 +200,8 @@ async def run_scenario(
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert figures.lost == 0, figures
+    assert figures.unanswered == 0, figures  # every request answered, none hung or dropped
+    assert load.not_problems == 0, load  # every refusal says why, as problem details
     assert figures.stored == figures.created, figures  # nothing acknowledged lost, no extra
     assert figures.counted == figures.created, figures  # each counted exactly once
     assert figures.settled == figures.created, figures  # each settled by one outcome

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 
 from tests.e2e.conftest import System, start_system
-from tests.faults.harness import ORDERS, run_scenario
+from tests.faults.harness import ORDERS, is_problem, run_scenario
 from tests.support import (
     Databases,
     ServiceProcess,
     Worker,
     drain,
+    pg_ctlcluster,
     projector_process,
     publish_raw,
     rabbitmqctl,
@@ -72,6 +76,46 @@ async def test_rabbitmq_stopped_and_started_under_load_loses_nothing(system: Sys
         )
     finally:
         await rabbitmqctl("start_app")  # never leave the broker down, whatever happened
+
+
+async def test_postgres_restarted_under_load_answers_503_meanwhile_and_recovers(
+    system: System,
+) -> None:
+    answers: dict[str, tuple[int, bool, float]] = {}
+
+    async def stop_postgres_and_ask_every_api() -> None:
+        await pg_ctlcluster("stop")
+        async with httpx.AsyncClient(timeout=10) as client:
+            for service, path in [
+                (system.orders, "/api/v1/orders"),
+                (system.customers, "/api/v1/customers/1"),
+                (system.payments, f"/api/v1/payments?order_id={uuid.uuid4()}"),
+            ]:
+                sent = time.monotonic()
+                try:
+                    response = await client.get(service.url + path)
+                except httpx.TimeoutException:
+                    answers[path] = (0, False, time.monotonic() - sent)  # it hung
+                    continue
+                took = time.monotonic() - sent
+                answers[path] = (response.status_code, is_problem(response), took)
+
+    try:
+        figures = await run_scenario(
+            system,
+            "Postgres stopped and started",
+            stop_postgres_and_ask_every_api,
+            lambda: pg_ctlcluster("start"),
+        )
+    finally:
+        await pg_ctlcluster("start")  # never leave the database down, whatever happened
+
+    for path, (status, problem, took) in answers.items():
+        assert (status, problem) == (503, True), (path, took)  # problem details, never a 500
+        assert took < 6, path  # bounded by the pool's wait for a connection, never a hang
+    assert set(figures.refused) <= {503}
+    assert figures.refused.get(503, 0) > 0  # refused while it was down
+    assert figures.created >= ORDERS // 3  # and orders flowed again after it returned
 
 
 async def test_the_customer_service_stopped_fails_fast_and_recovers(system: System) -> None:

@@ -1,0 +1,181 @@
+"""Fail fast while the database is unreachable: the gate alone, then a real pool behind a
+link to the real Postgres that the test cuts and mends."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from eventsourcing.application import AggregateNotFoundError, Application
+
+from servicekit.failfast import DatabaseGate, DatabaseUnavailableError, GuardedPool
+from servicekit.postgres import PostgresSettings
+from tests.support import Databases, Link
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_gate_is_open_until_a_failure_then_refuses_with_a_retry_after() -> None:
+    clock = Clock()
+    gate = DatabaseGate(probe_every=1.0, clock=clock)
+    gate.enter()
+
+    gate.failed("cannot connect")
+
+    assert not gate.is_open
+    with pytest.raises(DatabaseUnavailableError) as refused:
+        gate.enter()
+    assert refused.value.retry_after == pytest.approx(1.0)
+    assert "cannot connect" in str(refused.value)
+
+
+def test_a_closed_gate_lets_one_probe_through_per_interval_and_opens_on_its_success() -> None:
+    clock = Clock()
+    gate = DatabaseGate(probe_every=1.0, clock=clock)
+    gate.failed("cannot connect")
+    clock.now += 1.0
+
+    gate.enter()  # the probe
+    with pytest.raises(DatabaseUnavailableError):
+        gate.enter()  # everyone else, while the probe is out
+
+    gate.succeeded()
+    gate.enter()
+    gate.enter()
+    assert gate.is_open
+
+
+def test_a_failed_probe_keeps_the_gate_closed_for_another_interval() -> None:
+    clock = Clock()
+    gate = DatabaseGate(probe_every=1.0, clock=clock)
+    gate.failed("cannot connect")
+    clock.now += 1.0
+    gate.enter()
+
+    gate.failed("cannot connect")
+
+    with pytest.raises(DatabaseUnavailableError):
+        gate.enter()
+    clock.now += 1.0
+    gate.enter()
+
+
+@pytest.fixture
+def link(postgres_up: None) -> Iterator[Link]:
+    forwarder = Link(PostgresSettings(dbname="postgres").port).start()
+    yield forwarder
+    forwarder.stop()
+
+
+@pytest.fixture
+def app(databases: Databases, link: Link) -> Iterator[Application[uuid.UUID]]:
+    settings = dataclasses.replace(databases.fresh("failfast"), port=link.port)
+    application = Application[uuid.UUID](env=settings.eventsourcing_env(pool_size=2))
+    yield application
+    application.close()
+
+
+def pool_of(app: Application[uuid.UUID]) -> GuardedPool:
+    pool = app.factory.datastore.pool  # type: ignore[attr-defined]
+    assert isinstance(pool, GuardedPool)
+    return pool
+
+
+def read(app: Application[uuid.UUID]) -> None:
+    """One read through the library's recorder (which retries OperationalError ten times)."""
+    with pytest.raises(AggregateNotFoundError):
+        app.repository.get(uuid.uuid4())
+
+
+def timed_failure(app: Application[uuid.UUID]) -> float:
+    started = time.monotonic()
+    with pytest.raises(DatabaseUnavailableError):
+        app.repository.get(uuid.uuid4())
+    return time.monotonic() - started
+
+
+@pytest.mark.integration
+def test_reads_fail_fast_while_the_database_is_cut_off_and_work_again_after(
+    app: Application[uuid.UUID], link: Link
+) -> None:
+    read(app)
+
+    link.cut()
+    first, then = timed_failure(app), timed_failure(app)
+
+    # The library alone took 52 s here: ten attempts, each waiting 5 s for a connection.
+    assert first < 2.0
+    assert then < 0.1  # the gate is closed: no wait at all
+    assert not pool_of(app).gate.is_open
+
+    link.mend()
+    deadline = time.monotonic() + 15
+    while True:  # the pool reconnects with its own backoff; a probe goes through each second
+        try:
+            read(app)
+            break
+        except DatabaseUnavailableError:
+            assert time.monotonic() < deadline, "the database came back, the app did not"
+            time.sleep(0.2)
+    assert pool_of(app).gate.is_open
+
+
+@pytest.mark.integration
+def test_a_pool_that_is_only_busy_refuses_that_call_and_leaves_the_gate_open(
+    app: Application[uuid.UUID],
+) -> None:
+    pool = pool_of(app)
+    held = [pool.pool.getconn(5) for _ in range(2)]  # every connection the pool may open
+    try:
+        started = time.monotonic()
+        with (
+            pytest.raises(DatabaseUnavailableError, match="no free connection"),
+            pool.connection(timeout=0.5),
+        ):
+            pass
+        assert time.monotonic() - started >= 0.5  # it waited its turn first
+        assert pool.gate.is_open  # busy is not down: other calls still go through
+    finally:
+        for conn in held:
+            pool.pool.putconn(conn)
+    read(app)
+
+
+@pytest.mark.integration
+def test_a_connection_lost_mid_call_closes_the_gate(
+    app: Application[uuid.UUID], link: Link
+) -> None:
+    pool = pool_of(app)
+    entered = threading.Event()
+
+    def long_query() -> None:
+        with pool.connection() as conn:
+            entered.set()
+            conn.execute("SELECT pg_sleep(5)")
+
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            long_query()
+        except BaseException as exc:  # collected for the assertion below
+            errors.append(exc)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    assert entered.wait(5)
+    link.cut()
+    worker.join(10)
+
+    assert errors
+    assert not pool.gate.is_open
