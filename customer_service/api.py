@@ -23,6 +23,7 @@ from projections.feed import FeedClient
 from servicekit.auth import require_token
 from servicekit.health import health_handlers
 from servicekit.http import (
+    NON_BLANK_TEXT,
     ascii_digits,
     cursor_param,
     decode_json,
@@ -48,8 +49,12 @@ ADDRESS_MAX = 500
 
 
 class NewCustomer(msgspec.Struct, frozen=True, kw_only=True):
-    customer_name: Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX)]
-    address: Annotated[str, msgspec.Meta(min_length=1, max_length=ADDRESS_MAX)]
+    customer_name: Annotated[
+        str, msgspec.Meta(min_length=1, max_length=NAME_MAX, pattern=NON_BLANK_TEXT)
+    ]
+    address: Annotated[
+        str, msgspec.Meta(min_length=1, max_length=ADDRESS_MAX, pattern=NON_BLANK_TEXT)
+    ]
 
 
 def parse_new_customer(body: Any) -> NewCustomer:

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import datetime
 from functools import partial
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, get_args
 from urllib.parse import urlencode
 from uuid import UUID
 
@@ -61,6 +61,7 @@ from servicekit.http import (
     json_body_operation,
     next_link,
     page_limit,
+    tagged_items_operation,
     whole_number_query,
     whole_param,
 )
@@ -218,7 +219,7 @@ def _transition_handler(action: str) -> HTTPRouteHandler:
     ) -> Response[OrderView]:
         """Move the order along its lifecycle; 409 when its status does not allow it."""
         body = await request.body()
-        reason = parse_cancel_reason(decode_json(body) if body.strip() else None)
+        reason = parse_cancel_reason(decode_json(body) if body.strip() else {})
         try:
             view = await call(
                 orders(state).transition,
@@ -341,6 +342,9 @@ FEED_DEFAULT, FEED_MAX = 500, 5000
     "/api/v1/events",
     operation_id="listEvents",
     tags=["events"],
+    operation_class=tagged_items_operation(
+        [get_args(envelope)[0].TYPE for envelope in get_args(OrderEventEnvelope)]
+    ),
     responses={
         400: problem_spec(MALFORMED),
         422: problem_spec("A bad after or limit"),

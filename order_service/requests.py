@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
@@ -10,15 +11,17 @@ import msgspec
 from order_service.application import PlaceOrder
 from order_service.domain import (
     DEFAULT_CURRENCY,
+    MAX_PRICE,
     MAX_QUANTITY,
     PRODUCT_NAME_MAX,
     Status,
     rule_violations,
 )
-from servicekit.http import ascii_digits
+from servicekit.http import NON_BLANK_TEXT, ascii_digits
 from servicekit.problems import FieldError, validation_failed
 
 MAX_ID = 2**63 - 1
+PRICE_TEXT = r"^[0-9]+(\.[0-9]+)?$"
 IDEMPOTENCY_KEY_MAX = 200
 
 
@@ -26,11 +29,16 @@ class OrderBody(msgspec.Struct, kw_only=True):
     """What POST /api/v1/orders accepts (documentation: the parser below is the authority)."""
 
     customer_id: Annotated[int, msgspec.Meta(ge=1, le=MAX_ID)]
-    product_name: Annotated[str, msgspec.Meta(min_length=1, max_length=PRODUCT_NAME_MAX)]
+    product_name: Annotated[
+        str, msgspec.Meta(min_length=1, max_length=PRODUCT_NAME_MAX, pattern=NON_BLANK_TEXT)
+    ]
     quantity: Annotated[int, msgspec.Meta(ge=1, le=MAX_QUANTITY)]
     price: Annotated[
-        float | str,
-        msgspec.Meta(description="at least 0, at most 2 decimal places; a string keeps it exact"),
+        Annotated[float, msgspec.Meta(ge=0, le=float(MAX_PRICE))]
+        | Annotated[str, msgspec.Meta(pattern=PRICE_TEXT)],
+        msgspec.Meta(
+            description=f"0 to {MAX_PRICE}, at most 2 decimal places; a string keeps it exact"
+        ),
     ]
     status: Literal["pending", "confirmed", "shipped", "delivered", "cancelled"] = "pending"
     currency: Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$")] = DEFAULT_CURRENCY
@@ -48,8 +56,10 @@ def _whole(value: Any) -> int | None:
 def _decimal(value: Any) -> Decimal | None:
     if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
         return None
+    if isinstance(value, str) and not re.fullmatch(PRICE_TEXT, value):
+        return None  # plain decimal notation only: no exponents, signs, spaces or NaN
     try:
-        number = Decimal(value.strip() if isinstance(value, str) else value)
+        number = Decimal(value)
     except InvalidOperation:
         return None
     return number if number.is_finite() else None
@@ -79,7 +89,7 @@ def parse_place_order(body: Any) -> PlaceOrder:
     if price is None:
         fail("price", "is required and must be a decimal number (as a number or a string)")
     status = body.get("status", Status.PENDING.value)
-    if status not in {s.value for s in Status}:
+    if not isinstance(status, str) or status not in {s.value for s in Status}:
         fail("status", f"must be one of {', '.join(s.value for s in Status)}")
     currency = body.get("currency", DEFAULT_CURRENCY)
     if not isinstance(currency, str):
@@ -120,13 +130,13 @@ REASON_MAX = 200
 class CancelBody(msgspec.Struct, kw_only=True):
     """What POST /api/v1/orders/{id}/cancel accepts (the body is optional)."""
 
-    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=REASON_MAX)] = "requested"
+    reason: Annotated[
+        str, msgspec.Meta(min_length=1, max_length=REASON_MAX, pattern=NON_BLANK_TEXT)
+    ] = "requested"
 
 
 def parse_cancel_reason(body: Any) -> str:
-    """The reason from an optional {"reason": "..."} body."""
-    if body is None:
-        return "requested"
+    """The reason from a {"reason": "..."} body (the API passes no body as {})."""
     if not isinstance(body, dict):
         raise validation_failed([FieldError(field="", message="must be a JSON object")])
     reason = body.get("reason", "requested")

@@ -14,6 +14,7 @@ from uuid import UUID
 from litestar import Litestar, get
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import OpenAPIType
 from litestar.params import FromPath, Parameter
 
 from payment_service.application import PaymentNotFoundError, Payments, PaymentView
@@ -61,7 +62,11 @@ async def payments_of_order(
     state: State,
     order_id: Annotated[
         str | None,
-        Parameter(description="the order whose payment to show", schema_extra={"format": "uuid"}),
+        Parameter(
+            description="the order whose payment to show",
+            required=True,
+            schema_extra={"one_of": None, "type": OpenAPIType.STRING, "format": "uuid"},
+        ),
     ] = None,
 ) -> list[PaymentView]:
     """The payment of an order (an order has at most one): `?order_id=...`."""

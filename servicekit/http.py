@@ -22,6 +22,10 @@ MAX_LIMIT = 500
 # JSON numbers with a fraction are read as Decimal from their text: no float drift, ever.
 _decoder = msgspec.json.Decoder(float_hook=Decimal)
 
+# A JSON Schema pattern for free text: some character that is not whitespace, and no NUL.
+# Python's \s (which test generators use) and str.strip() agree on what whitespace is.
+NON_BLANK_TEXT = r"^[^\x00]*[^\s\x00][^\x00]*$"
+
 
 def decode_json(body: bytes) -> Any:
     """Parse a request body; malformed JSON is a 400, never a 500."""
@@ -40,7 +44,7 @@ def ascii_digits(text: str) -> bool:
 
 def whole_param(name: str, raw: str | None, *, default: int, low: int, high: int) -> int:
     """A whole-number query parameter within [low, high]; 422 naming it otherwise."""
-    if raw is None or raw == "":
+    if raw is None:  # absent; present but empty (`?limit=`) is refused like any non-number
         return default
     value = int(raw) if ascii_digits(raw) else low - 1
     if not low <= value <= high:
@@ -116,3 +120,27 @@ def json_body_operation(schema: dict[str, Any], *, required: bool = True) -> typ
             return document
 
     return JsonBodyOperation
+
+
+def tagged_items_operation(tags: list[str], status: int = 200) -> type[Operation]:
+    """An OpenAPI Operation whose array response says which member of its oneOf each item is.
+
+    A list of `Envelope[A] | Envelope[B] | ...` is documented as oneOf the envelope schemas,
+    but they share one shape (`type` is a plain string), so an item matches several of them
+    and breaks oneOf. Each member is tied here to the value of `type` that names it; `tags`
+    follows the order of the union.
+    """
+
+    @dataclass
+    class TaggedItemsOperation(Operation):
+        def to_schema(self) -> dict[str, Any]:
+            document = super().to_schema()
+            content = document["responses"][str(status)]["content"]["application/json"]
+            items = content["schema"]["items"]
+            items["oneOf"] = [
+                {"allOf": [member, {"properties": {"type": {"const": tag}}}]}
+                for member, tag in zip(items["oneOf"], tags, strict=True)
+            ]
+            return document
+
+    return TaggedItemsOperation

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from order_service.domain import Status
-from order_service.requests import parse_place_order
+from order_service.requests import parse_cancel_reason, parse_place_order
 from servicekit.http import decode_json
 from servicekit.problems import ProblemError
 
@@ -68,6 +68,12 @@ def test_a_json_number_price_has_no_float_drift() -> None:
         ({"product_name": 5}, "product_name"),
         ({"status": "lost"}, "status"),
         ({"status": 1}, "status"),
+        ({"status": {}}, "status"),  # unhashable: it was a 500, found by schemathesis
+        ({"status": ["pending"]}, "status"),
+        ({"price": "1e3"}, "price"),  # a string price is plain decimal notation
+        ({"price": " 19.99"}, "price"),
+        ({"price": "+5"}, "price"),
+        ({"price": "-0"}, "price"),
     ],
 )
 def test_a_field_that_breaks_a_rule_is_named(change: dict[str, Any], field: str) -> None:
@@ -102,3 +108,18 @@ def test_a_whole_number_written_with_a_zero_fraction_is_a_whole_number() -> None
     command = parse_place_order(body)
 
     assert (command.customer_id, command.quantity) == (1, 3)
+
+
+def test_a_cancel_reason_comes_from_an_object_and_defaults_to_requested() -> None:
+    assert parse_cancel_reason({}) == "requested"
+    assert parse_cancel_reason({"reason": "changed my mind"}) == "changed my mind"
+
+
+@pytest.mark.parametrize(
+    "body", [None, [], "late", {"reason": ""}, {"reason": " \x1c"}, {"reason": "a\x00"}]
+)
+def test_a_cancel_body_that_is_not_an_object_with_a_reason_is_refused(body: Any) -> None:
+    with pytest.raises(ProblemError) as refused:
+        parse_cancel_reason(body)  # a JSON null body included: no body at all is {} instead
+
+    assert refused.value.status == 422
