@@ -42,6 +42,7 @@ from servicekit.problems import (
     problem_spec,
     validation_failed,
 )
+from servicekit.ratelimit import api_middleware
 
 NAME_MAX = 200
 MAX_ID = 2**63 - 1  # bigint
@@ -173,6 +174,7 @@ def create_app(settings: Settings) -> Litestar:
         ],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
+        middleware=api_middleware(settings.rate_limit),
         guards=require_token(settings.api_token),
         openapi_config=OpenAPIConfig(title="Customer service", version="1.0.0"),
         request_max_body_size=64 * 1024,

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from contracts.events import ORDERS_EXCHANGE
 from servicekit.env import env_float, env_int, env_str
 from servicekit.postgres import PostgresSettings
+from servicekit.ratelimit import DEFAULT_RATE_LIMIT
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -15,6 +16,7 @@ class Settings:
     postgres: PostgresSettings
     host: str = "127.0.0.1"
     port: int = 3002
+    rate_limit: float = DEFAULT_RATE_LIMIT  # requests per second per client; 0: off
     db_pool_size: int = 10
     order_service_url: str = "http://127.0.0.1:3001"  # its event feed heals gaps
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
@@ -31,6 +33,7 @@ class Settings:
             postgres=PostgresSettings.from_env(env, dbname_var="CUSTOMERS_DB", dbname="customers"),
             host=env_str(env, "CUSTOMER_API_HOST", "127.0.0.1"),
             port=env_int(env, "CUSTOMER_API_PORT", 3002),
+            rate_limit=env_float(env, "API_RATE_LIMIT", DEFAULT_RATE_LIMIT),
             db_pool_size=env_int(env, "CUSTOMER_DB_POOL_SIZE", 10),
             order_service_url=env_str(env, "ORDER_SERVICE_URL", "http://127.0.0.1:3001"),
             amqp_url=env_str(env, "RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/"),

@@ -75,6 +75,7 @@ from servicekit.problems import (
     service_unavailable,
     validation_failed,
 )
+from servicekit.ratelimit import api_middleware
 from servicekit.relay import relay_lag
 
 T = TypeVar("T")
@@ -424,6 +425,7 @@ def create_app(settings: Settings) -> Litestar:
             ],
             lifespan=[lifespan],
             exception_handlers=EXCEPTION_HANDLERS,
+            middleware=api_middleware(settings.rate_limit),
             openapi_config=OpenAPIConfig(title="Order service", version="1.0.0"),
             request_max_body_size=64 * 1024,
         )

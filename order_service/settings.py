@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from contracts.events import ORDERS_EXCHANGE, PAYMENTS_EXCHANGE
 from servicekit.env import SettingsError, env_float, env_int, env_str
 from servicekit.postgres import PostgresSettings
+from servicekit.ratelimit import DEFAULT_RATE_LIMIT
 
 
 def commit_mode(value: str) -> str:
@@ -21,6 +22,7 @@ class Settings:
     postgres: PostgresSettings
     host: str = "127.0.0.1"
     port: int = 3001
+    rate_limit: float = DEFAULT_RATE_LIMIT  # requests per second per client; 0: off
     customer_service_url: str = "http://127.0.0.1:3002"
     customer_connect_timeout: float = 0.5
     customer_read_timeout: float = 1.0
@@ -43,6 +45,7 @@ class Settings:
             postgres=PostgresSettings.from_env(env, dbname_var="ORDERS_DB", dbname="orders"),
             host=env_str(env, "ORDER_API_HOST", "127.0.0.1"),
             port=env_int(env, "ORDER_API_PORT", 3001),
+            rate_limit=env_float(env, "API_RATE_LIMIT", DEFAULT_RATE_LIMIT),
             customer_service_url=env_str(env, "CUSTOMER_SERVICE_URL", "http://127.0.0.1:3002"),
             customer_connect_timeout=env_float(env, "CUSTOMER_CONNECT_TIMEOUT", 0.5),
             customer_read_timeout=env_float(env, "CUSTOMER_READ_TIMEOUT", 1.0),

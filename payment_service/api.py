@@ -30,6 +30,7 @@ from servicekit.problems import (
     problem_spec,
     validation_failed,
 )
+from servicekit.ratelimit import api_middleware
 from servicekit.relay import relay_lag
 
 
@@ -108,6 +109,7 @@ def create_app(settings: Settings) -> Litestar:
         ],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
+        middleware=api_middleware(settings.rate_limit),
         openapi_config=OpenAPIConfig(title="Payment service", version="1.0.0"),
         request_max_body_size=64 * 1024,
     )

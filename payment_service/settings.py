@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from contracts.events import ORDERS_EXCHANGE, PAYMENTS_EXCHANGE
-from servicekit.env import env_int, env_str
+from servicekit.env import env_float, env_int, env_str
 from servicekit.postgres import PostgresSettings
+from servicekit.ratelimit import DEFAULT_RATE_LIMIT
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -15,6 +16,7 @@ class Settings:
     postgres: PostgresSettings
     host: str = "127.0.0.1"
     port: int = 3003
+    rate_limit: float = DEFAULT_RATE_LIMIT  # requests per second per client; 0: off
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     orders_exchange: str = ORDERS_EXCHANGE
     exchange: str = PAYMENTS_EXCHANGE  # where its relay publishes payment outcomes
@@ -28,6 +30,7 @@ class Settings:
             postgres=PostgresSettings.from_env(env, dbname_var="PAYMENTS_DB", dbname="payments"),
             host=env_str(env, "PAYMENT_API_HOST", "127.0.0.1"),
             port=env_int(env, "PAYMENT_API_PORT", 3003),
+            rate_limit=env_float(env, "API_RATE_LIMIT", DEFAULT_RATE_LIMIT),
             amqp_url=env_str(env, "RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/"),
             orders_exchange=env_str(env, "ORDERS_EXCHANGE", ORDERS_EXCHANGE),
             exchange=env_str(env, "PAYMENTS_EXCHANGE", PAYMENTS_EXCHANGE),
