@@ -2,10 +2,11 @@
 
 The eventsourcing library retries every recorder call ten times on an OperationalError, and
 each attempt waits up to the pool's timeout for a connection. With the database down, one
-read took 52 s to fail. Here the library's pool is wrapped: the first call that cannot get a
-connection closes a gate, and while it is closed calls fail at once with
-DatabaseUnavailableError (which the library does not retry, and the APIs answer with a 503).
-One call per `probe_every` seconds is let through to try again; its success opens the gate.
+read took 52 s to fail. Here the library's pool is wrapped: a call that finds the pool's
+connection attempts failing (or its connection lost) closes a gate, and while it is closed
+calls fail at once with DatabaseUnavailableError (which the library does not retry, and the
+APIs answer with a 503). One call per `probe_every` seconds is let through to try again;
+its success opens the gate. A pool that is merely busy closes nothing.
 
 `PERSISTENCE_MODULE=servicekit.failfast:PostgresFactory` selects it
 (`PostgresSettings.eventsourcing_env` does).

@@ -16,8 +16,18 @@ both projectors, the payment processor, the payment-results consumer), injects i
 third of the way into the load, heals it two thirds in, lets the system settle, and then
 checks: every order acknowledged with a 201 is stored, counted exactly once in orders_count
 (and `verify orders-count` exits 0), and settled by exactly one payment outcome (one payment
-per order, one Paid or PaymentFailed event on it). `lost` is acknowledged orders not stored;
-`duplicates absorbed` is messages the orders_count projection dropped by position.
+per order, one Paid or PaymentFailed event on it). It also checks that every request was
+answered, and every refusal as problem details. `lost` is acknowledged orders not stored;
+`duplicates absorbed` is messages the orders_count projection dropped by position;
+`slowest refusal` is the longest a refused request waited for its answer.
+
+In the Postgres scenario the database is stopped a third of the way in and started two
+thirds in; while it is down, every API is also asked for a read and must answer a 503
+problem within 6 s (`servicekit/tests/test_failfast.py` holds the event stores to 2 s for
+the first refusal and 0.1 s for the next; `docs/decisions/0009-fail-fast-database.md`).
+Order creation is refused there by the customer lookup, whose service has lost its database
+too; the slowest refusals, in that scenario and with the customer service stopped, are the
+order service's wait of up to 1 s for the customer service before its circuit opens.
 
 Reproduce with `make faults` (5,000 orders per scenario, the suite three times in a row);
 `make test` runs the same scenarios with 150 orders each.
@@ -32,17 +42,18 @@ def render(rows: list[dict[str, Any]]) -> str:
         HEADER,
         f"Figures from {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {len(rows)} scenario runs:",
         "",
-        "| scenario | run | orders sent | created | refused | counted | duplicates absorbed"
-        " | settled by payment | lost | seconds |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| scenario | run | orders sent | created | refused | slowest refusal | counted"
+        " | duplicates absorbed | settled by payment | unanswered | lost | seconds |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for scenario, runs in by_scenario.items():
         for number, r in enumerate(runs, 1):
-            refused = ", ".join(f"{n} x {code}" for code, n in r["refused"].items()) or "0"
+            refused = ", ".join(f"{n:,} x {code}" for code, n in r["refused"].items()) or "0"
+            slowest = f"{r['slowest_refusal']:.2f} s" if r["refused"] else "-"
             lines.append(
                 f"| {scenario} | {number} | {r['orders']:,} | {r['created']:,} | {refused} |"
-                f" {r['counted']:,} | {r['duplicates_absorbed']:,} | {r['settled']:,} |"
-                f" {r['lost']} | {r['seconds']:.1f} |"
+                f" {slowest} | {r['counted']:,} | {r['duplicates_absorbed']:,} |"
+                f" {r['settled']:,} | {r['unanswered']} | {r['lost']} | {r['seconds']:.1f} |"
             )
     lines.append("")
     return "\n".join(lines)
