@@ -115,7 +115,7 @@ def test_reads_fail_fast_while_the_database_is_cut_off_and_work_again_after(
 
     # The library alone took 52 s here: ten attempts, each waiting 5 s for a connection.
     assert first < 2.0
-    assert then < 0.1  # the gate is closed: no wait at all
+    assert then < 0.5  # the gate is closed: no wait for the pool at all
     assert not pool_of(app).gate.is_open
 
     link.mend()
