@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install run test test-unit lint fmt lock preflight bench faults up down clean
+.PHONY: help install run test test-unit lint fmt lock preflight bench bench-ab faults up down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -43,6 +43,12 @@ faults: $(STAMP) ## the fault suite at full size, three times in a row: writes d
 bench: $(STAMP) ## benchmarks (several minutes): writes docs/benchmarks.md
 	$(BIN)/ordersystem preflight
 	$(BIN)/python -m bench
+
+BASE   ?= HEAD~1
+ROUNDS ?= 3
+bench-ab: $(STAMP) ## this checkout vs BASE (a git revision), POST saturation side by side
+	$(BIN)/ordersystem preflight
+	$(BIN)/python -m bench.ab $(BASE) $(ROUNDS)
 
 lint: $(STAMP) ## ruff, mypy --strict, import-linter
 	$(BIN)/ruff check .
