@@ -148,6 +148,7 @@ def create_app(settings: Settings) -> Litestar:
             min_size=1,
             max_size=settings.db_pool_size,
             timeout=2.0,
+            check=AsyncConnectionPool.check_connection,  # one dead since a restart is replaced
             open=False,
         )
         await pool.open(wait=False)

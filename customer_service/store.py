@@ -11,6 +11,7 @@ from psycopg.rows import class_row
 from psycopg_pool import AsyncConnectionPool
 
 from contracts.customers import CustomerV1
+from servicekit.failfast import GuardedAsyncPool
 from servicekit.postgres import PostgresSettings, create_application
 
 # Applied in order, each once; the number of applied steps is kept in schema_migrations.
@@ -78,7 +79,7 @@ def seed(settings: PostgresSettings) -> int:
 
 class CustomerStore:
     def __init__(self, pool: AsyncConnectionPool[AsyncConnection[Any]]) -> None:
-        self.pool = pool
+        self.pool = GuardedAsyncPool(pool)  # fails fast while the database is unreachable
 
     async def get(self, customer_id: int) -> CustomerV1 | None:
         async with self.pool.connection() as conn:

@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from types import TracebackType
 from typing import Any
 
 import psycopg
 from eventsourcing import postgres
 from eventsourcing.utils import Environment
-from psycopg_pool import PoolTimeout
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 SHORT_WAIT = 0.25  # seconds between looks at the pool's count of failed connection attempts
 
@@ -73,6 +74,38 @@ class DatabaseGate:
             self._reason = ""
 
 
+class Acquisition:
+    """One call's wait for a pooled connection, in short waits.
+
+    Between waits it looks at the pool's count of failed connection attempts: when that
+    grows, the database is unreachable and the gate closes at once, rather than after the
+    whole timeout. A pool that is merely busy refuses this call only (after the timeout),
+    and leaves the gate open.
+    """
+
+    def __init__(self, pool: Any, gate: DatabaseGate, timeout: float) -> None:
+        self.pool = pool
+        self.gate = gate
+        self.deadline = time.monotonic() + timeout
+        self.errors = self._errors()
+
+    def next(self) -> float:
+        """How long the next wait for a connection may be."""
+        return min(SHORT_WAIT, max(0.0, self.deadline - time.monotonic()))
+
+    def failed(self, exc: psycopg.OperationalError) -> None:
+        """After a wait came back without a connection: return to wait again, or raise."""
+        if not isinstance(exc, PoolTimeout) or self._errors() > self.errors:
+            reason = "cannot connect" if isinstance(exc, PoolTimeout) else str(exc)
+            self.gate.failed(reason)
+            raise DatabaseUnavailableError(reason, self.gate.probe_every) from exc
+        if time.monotonic() >= self.deadline:
+            raise DatabaseUnavailableError("no free connection", 1.0) from exc
+
+    def _errors(self) -> int:
+        return int(self.pool.get_stats().get("connections_errors", 0))
+
+
 class GuardedPool:
     """The library's pool behind a DatabaseGate: the methods its datastore calls, no more."""
 
@@ -89,7 +122,13 @@ class GuardedPool:
     @contextmanager
     def connection(self, timeout: float | None = None) -> Iterator[Any]:
         self.gate.enter()
-        conn = self._getconn(self.pool.timeout if timeout is None else timeout)
+        wait = Acquisition(self.pool, self.gate, self.pool.timeout if timeout is None else timeout)
+        while True:
+            try:
+                conn = self.pool.getconn(wait.next())
+                break
+            except psycopg.OperationalError as exc:  # PoolTimeout is one
+                wait.failed(exc)
         try:
             with conn:
                 yield conn
@@ -102,28 +141,6 @@ class GuardedPool:
         finally:
             self.pool.putconn(conn)
 
-    def _getconn(self, timeout: float) -> Any:
-        """A connection within `timeout`; DatabaseUnavailableError when none comes.
-
-        It asks in short waits, so that a failed connection attempt (the pool counts them)
-        closes the gate at once rather than after the whole timeout. A pool merely busy
-        refuses this call only, and leaves the gate open.
-        """
-        deadline = time.monotonic() + timeout
-        errors = self.pool.get_stats().get("connections_errors", 0)
-        while True:
-            try:
-                return self.pool.getconn(min(SHORT_WAIT, max(0.0, deadline - time.monotonic())))
-            except PoolTimeout as exc:
-                if self.pool.get_stats().get("connections_errors", 0) > errors:
-                    self.gate.failed("cannot connect")
-                    raise DatabaseUnavailableError("cannot connect", self.gate.probe_every) from exc
-                if time.monotonic() >= deadline:
-                    raise DatabaseUnavailableError("no free connection", 1.0) from None
-            except psycopg.OperationalError as exc:
-                self.gate.failed(str(exc))
-                raise DatabaseUnavailableError(str(exc), self.gate.probe_every) from exc
-
     def __enter__(self) -> GuardedPool:
         self.pool.__enter__()
         return self
@@ -135,6 +152,38 @@ class GuardedPool:
         exc_tb: TracebackType | None,
     ) -> None:
         self.pool.__exit__(exc_type, exc_val, exc_tb)
+
+
+class GuardedAsyncPool:
+    """A psycopg AsyncConnectionPool behind a DatabaseGate (the customer service's pool)."""
+
+    def __init__(
+        self, pool: AsyncConnectionPool[AsyncConnection[Any]], gate: DatabaseGate | None = None
+    ) -> None:
+        self.pool = pool
+        self.gate = gate or DatabaseGate()
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[AsyncConnection[Any]]:
+        self.gate.enter()
+        wait = Acquisition(self.pool, self.gate, self.pool.timeout)
+        while True:
+            try:
+                conn = await self.pool.getconn(wait.next())
+                break
+            except psycopg.OperationalError as exc:
+                wait.failed(exc)
+        try:
+            async with conn:
+                yield conn
+        except psycopg.OperationalError:
+            if conn.broken:
+                self.gate.failed("connection lost")
+            raise
+        else:
+            self.gate.succeeded()
+        finally:
+            await self.pool.putconn(conn)
 
 
 class PostgresFactory(postgres.PostgresFactory):

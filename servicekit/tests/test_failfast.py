@@ -1,18 +1,27 @@
-"""Fail fast while the database is unreachable: the gate alone, then a real pool behind a
-link to the real Postgres that the test cuts and mends."""
+"""Fail fast while the database is unreachable: the gate alone, then real pools (the event
+store's and an async one) behind a link to the real Postgres that the test cuts and mends."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from eventsourcing.application import AggregateNotFoundError, Application
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
 
-from servicekit.failfast import DatabaseGate, DatabaseUnavailableError, GuardedPool
+from servicekit.failfast import (
+    DatabaseGate,
+    DatabaseUnavailableError,
+    GuardedAsyncPool,
+    GuardedPool,
+)
 from servicekit.postgres import PostgresSettings
 from tests.support import Databases, Link
 
@@ -179,3 +188,52 @@ def test_a_connection_lost_mid_call_closes_the_gate(
 
     assert errors
     assert not pool.gate.is_open
+
+
+@pytest.mark.integration
+async def test_an_async_pool_fails_fast_while_cut_off_and_works_again_after(
+    databases: Databases, link: Link
+) -> None:
+    settings = dataclasses.replace(databases.fresh("failfast_async"), port=link.port)
+    raw: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
+        settings.conninfo(),
+        min_size=1,
+        max_size=2,
+        timeout=5.0,
+        check=AsyncConnectionPool.check_connection,  # as the customer service's
+        open=False,
+    )
+    await raw.open(wait=True)
+    pool = GuardedAsyncPool(raw)
+
+    async def select_one() -> float:
+        started = time.monotonic()
+        async with pool.connection() as conn:
+            await conn.execute("SELECT 1")
+        return time.monotonic() - started
+
+    async def refused() -> float:
+        started = time.monotonic()
+        with pytest.raises(DatabaseUnavailableError):
+            await select_one()
+        return time.monotonic() - started
+
+    try:
+        await select_one()
+        link.cut()
+        first, then = await refused(), await refused()
+
+        assert first < 2.0  # not the pool's 5 s
+        assert then < 0.5
+        link.mend()
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                await select_one()
+                break
+            except DatabaseUnavailableError:
+                assert time.monotonic() < deadline, "the database came back, the pool did not"
+                await asyncio.sleep(0.2)
+        assert pool.gate.is_open
+    finally:
+        await raw.close()

@@ -23,11 +23,12 @@ answered, and every refusal as problem details. `lost` is acknowledged orders no
 
 In the Postgres scenario the database is stopped a third of the way in and started two
 thirds in; while it is down, every API is also asked for a read and must answer a 503
-problem within 6 s (`servicekit/tests/test_failfast.py` holds the event stores to 2 s for
+problem within 6 s (`servicekit/tests/test_failfast.py` holds both kinds of pool to 2 s for
 the first refusal and 0.5 s for the next; `docs/decisions/0009-fail-fast-database.md`).
-Order creation is refused there by the customer lookup, whose service has lost its database
-too; the slowest refusals, in that scenario and with the customer service stopped, are the
-order service's wait of up to 1 s for the customer service before its circuit opens.
+Order creation is refused there by the customer lookup: the customer service has lost its
+database too, and its pool fails fast the same way. With the customer service stopped, the
+slowest refusals are the order service's attempts to reach it (0.5 s connect timeout, one
+retry) before its circuit opens.
 
 Reproduce with `make faults` (5,000 orders per scenario, the suite three times in a row);
 `make test` runs the same scenarios with 150 orders each.
