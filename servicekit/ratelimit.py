@@ -33,12 +33,13 @@ DEFAULT_RATE_LIMIT = 1000.0  # per client: more than one client needs here, less
 
 
 class TokenBuckets:
-    """`rate` requests per second per client, in bursts of up to `rate`."""
+    """`rate` requests per second per client, in bursts of up to `rate` (at least one)."""
 
     def __init__(
         self, rate: float, *, max_clients: int = 10_000, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self.rate = rate
+        self.burst = max(1.0, rate)
         self.max_clients = max_clients
         self.clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, as of)
@@ -46,8 +47,8 @@ class TokenBuckets:
     def take(self, client: str) -> float:
         """0 when the client may go ahead (a token is taken); else seconds until it may."""
         now = self.clock()
-        tokens, as_of = self._buckets.get(client, (self.rate, now))
-        tokens = min(self.rate, tokens + (now - as_of) * self.rate)
+        tokens, as_of = self._buckets.get(client, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - as_of) * self.rate)
         if tokens < 1:
             self._buckets[client] = (tokens, now)
             return (1 - tokens) / self.rate
@@ -58,7 +59,7 @@ class TokenBuckets:
 
     def _forget_idle(self, now: float) -> None:
         """Drop clients whose bucket has refilled: they are where a new client starts."""
-        full_after = 1.0  # a bucket refills completely within a second
+        full_after = self.burst / self.rate  # by then a bucket has refilled completely
         self._buckets = {
             client: state for client, state in self._buckets.items() if now - state[1] < full_after
         }

@@ -21,6 +21,16 @@ def test_a_client_may_burst_its_rate_then_waits_for_the_next_token() -> None:
     assert buckets.take("a") == 0
 
 
+def test_a_limit_below_one_a_second_still_lets_a_request_through_now_and_then() -> None:
+    clock = Clock()
+    buckets = TokenBuckets(0.5, clock=clock)
+
+    assert buckets.take("a") == 0
+    assert buckets.take("a") == pytest.approx(2.0)
+    clock.now += 2.0
+    assert buckets.take("a") == 0
+
+
 def test_clients_have_buckets_of_their_own() -> None:
     buckets = TokenBuckets(1, clock=Clock())
     buckets.take("a")
