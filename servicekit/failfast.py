@@ -6,7 +6,9 @@ read took 52 s to fail. Here the library's pool is wrapped: a call that finds th
 connection attempts failing (or its connection lost) closes a gate, and while it is closed
 calls fail at once with DatabaseUnavailableError (which the library does not retry, and the
 APIs answer with a 503). One call per `probe_every` seconds is let through to try again;
-its success opens the gate. A pool that is merely busy closes nothing.
+getting a connection opens the gate, whatever the call then does with it (a probe that
+ends in, say, a duplicate-key error must not keep the gate closed: a consumer whose
+redeliveries all end so would never get through). A pool that is merely busy closes nothing.
 
 `PERSISTENCE_MODULE=servicekit.failfast:PostgresFactory` selects it
 (`PostgresSettings.eventsourcing_env` does).
@@ -129,6 +131,7 @@ class GuardedPool:
                 break
             except psycopg.OperationalError as exc:  # PoolTimeout is one
                 wait.failed(exc)
+        self.gate.succeeded()  # the pool checked it: the database answers
         try:
             with conn:
                 yield conn
@@ -136,8 +139,6 @@ class GuardedPool:
             if conn.broken:  # the server went away mid-call: the library's retry will fail fast
                 self.gate.failed("connection lost")
             raise
-        else:
-            self.gate.succeeded()
         finally:
             self.pool.putconn(conn)
 
@@ -173,6 +174,7 @@ class GuardedAsyncPool:
                 break
             except psycopg.OperationalError as exc:
                 wait.failed(exc)
+        self.gate.succeeded()
         try:
             async with conn:
                 yield conn
@@ -180,8 +182,6 @@ class GuardedAsyncPool:
             if conn.broken:
                 self.gate.failed("connection lost")
             raise
-        else:
-            self.gate.succeeded()
         finally:
             await self.pool.putconn(conn)
 

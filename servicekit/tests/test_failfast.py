@@ -237,3 +237,29 @@ async def test_an_async_pool_fails_fast_while_cut_off_and_works_again_after(
         assert pool.gate.is_open
     finally:
         await raw.close()
+
+
+@pytest.mark.integration
+def test_a_probe_that_fails_for_reasons_of_its_own_still_opens_the_gate(
+    app: Application[uuid.UUID], link: Link
+) -> None:
+    """A consumer's first calls after an outage are redeliveries that end in duplicate-key
+    errors; if those probes kept the gate closed, it would never get through again."""
+    pool = pool_of(app)
+    read(app)
+    link.cut()
+    timed_failure(app)
+    link.mend()
+
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            with pool.connection():
+                raise LookupError("the call's own failure, after it got its connection")
+        except LookupError:
+            break
+        except DatabaseUnavailableError:
+            assert time.monotonic() < deadline, "the database came back, the gate did not open"
+            time.sleep(0.2)
+
+    assert pool.gate.is_open
