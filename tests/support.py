@@ -56,6 +56,22 @@ class Databases:
             drop_database(settings)
 
 
+def ordersystem(
+    *args: str, env: Mapping[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """`ordersystem ARGS` as an operator runs it, on this checkout: the test's environment
+    plus `env`, output captured, the exit code left to the caller."""
+    return subprocess.run(
+        [sys.executable, "-m", "ordersystem", *args],
+        env={**os.environ, **(env or {})},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from typing import Any
 
 import httpx
@@ -13,7 +10,7 @@ import msgspec
 import pytest
 
 from tests.e2e.conftest import System
-from tests.support import ROOT, drain, eventually, publish_raw
+from tests.support import drain, eventually, ordersystem, publish_raw
 
 pytestmark = pytest.mark.e2e
 
@@ -155,15 +152,7 @@ async def test_garbage_goes_to_the_dead_letter_queue_and_later_orders_still_coun
 
 
 def test_verify_finds_the_read_model_exact(system: System) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "ordersystem", "verify", "orders-count"],
-        env={**os.environ, **system.projector_env()},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = ordersystem("verify", "orders-count", env=system.projector_env(), timeout=60)
 
     assert done.returncode == 0, done.stderr
     assert ": exact:" in done.stdout

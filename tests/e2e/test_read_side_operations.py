@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from typing import Any
 
 import httpx
@@ -13,7 +10,7 @@ import psycopg
 import pytest
 
 from tests.e2e.conftest import System, wait_for_payment
-from tests.support import ROOT, eventually
+from tests.support import eventually, ordersystem
 
 pytestmark = pytest.mark.e2e
 
@@ -57,20 +54,6 @@ def truth(system: System, sql: str) -> dict[Any, int]:
         return {k: int(v) for k, v in conn.execute(sql).fetchall() if v}
 
 
-def ordersystem(
-    system: System, *args: str, env: dict[str, str]
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ordersystem", *args],
-        env={**os.environ, **env},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def orders_env(system: System) -> dict[str, str]:
     return dict(system.orders.env)
 
@@ -98,10 +81,10 @@ async def test_orders_by_status_follows_the_lifecycle_and_verifies_and_rebuilds(
 
     live = table(system, "SELECT status, orders FROM orders_by_status")
     verified = await asyncio.to_thread(
-        ordersystem, system, "verify", "orders-by-status", env=system.projector_env()
+        ordersystem, "verify", "orders-by-status", env=system.projector_env()
     )
     rebuilt = await asyncio.to_thread(
-        ordersystem, system, "rebuild", "orders-by-status", env=system.projector_env()
+        ordersystem, "rebuild", "orders-by-status", env=system.projector_env()
     )
 
     assert live == truth(system, per_status)
@@ -122,7 +105,6 @@ async def test_a_replay_is_absorbed_without_double_counting(system: System, to_q
 
     replayed = await asyncio.to_thread(
         ordersystem,
-        system,
         "replay",
         "--from",
         "1",
@@ -149,12 +131,12 @@ def test_audit_prints_the_stream_and_the_state_at_a_moment(system: System) -> No
     order = some_lifecycles(system)[1]  # placed, paid, confirmed, shipped
     history = httpx.get(f"{system.orders.url}/api/v1/orders/{order}/events").json()
 
-    table_out = ordersystem(system, "audit", "order", order, env=orders_env(system))
+    table_out = ordersystem("audit", "order", order, env=orders_env(system))
     at_confirm = ordersystem(
-        system, "audit", "order", order, "--at", history[2]["occurred_at"], env=orders_env(system)
+        "audit", "order", order, "--at", history[2]["occurred_at"], env=orders_env(system)
     )
     before_it = ordersystem(
-        system, "audit", "order", order, "--at", "2000-01-01T00:00:00", env=orders_env(system)
+        "audit", "order", order, "--at", "2000-01-01T00:00:00", env=orders_env(system)
     )
 
     assert table_out.returncode == 0
@@ -168,9 +150,8 @@ def test_audit_prints_the_stream_and_the_state_at_a_moment(system: System) -> No
 
 
 def test_audit_refuses_a_malformed_id_and_timestamp(system: System) -> None:
-    bad_id = ordersystem(system, "audit", "order", "nope", env=orders_env(system))
+    bad_id = ordersystem("audit", "order", "nope", env=orders_env(system))
     bad_at = ordersystem(
-        system,
         "audit",
         "order",
         "00000000-0000-0000-0000-000000000000",

@@ -3,8 +3,6 @@ password, a broker password and a service token set, through successes and failu
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 
@@ -12,7 +10,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import System, start_system, wait_for_payment
-from tests.support import ROOT, RUN_ID, Databases, ServiceProcess, rabbitmqctl
+from tests.support import RUN_ID, Databases, ServiceProcess, ordersystem, rabbitmqctl
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -53,14 +51,7 @@ async def system(
 
 
 def cli(*args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "ordersystem", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = ordersystem(*args)
     return done.stdout + done.stderr
 
 

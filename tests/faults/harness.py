@@ -14,7 +14,6 @@ import inspect
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
@@ -24,7 +23,7 @@ import httpx
 import psycopg
 
 from tests.e2e.conftest import System
-from tests.support import ROOT
+from tests.support import ordersystem
 
 ORDERS = int(os.environ.get("FAULT_ORDERS", "150"))
 Step = Callable[[], Awaitable[Any] | Any]  # what it returns is awaited when awaitable
@@ -161,15 +160,7 @@ async def settle(system: System, created: int, within: float = 120) -> dict[str,
 
 
 def verify(system: System) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ordersystem", "verify", "orders-count"],
-        env={**os.environ, **system.projector_env()},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return ordersystem("verify", "orders-count", env=system.projector_env(), timeout=300)
 
 
 def acknowledged_and_stored(system: System, ids: list[str]) -> int:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 
 import aio_pika
@@ -20,12 +18,12 @@ from projections.projector import ProjectorSettings, declare_topology
 from tests.e2e.conftest import System, start_system
 from tests.support import (
     AMQP_URL,
-    ROOT,
     Databases,
     ServiceProcess,
     Worker,
     eventually,
     fill_orders,
+    ordersystem,
     projector_process,
     publish_raw,
     queue_exists,
@@ -81,16 +79,7 @@ def orders_per_customer(system: System) -> dict[int, int]:
 
 async def cli(system: System, *args: str) -> subprocess.CompletedProcess[str]:
     """`ordersystem ARGS` against this system's read model (off the event loop)."""
-    return await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "ordersystem", *args],
-        env={**os.environ, **system.projector_env()},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return await asyncio.to_thread(ordersystem, *args, env=system.projector_env())
 
 
 async def caught_up(system: System, position: int, within: float = 60) -> None:
