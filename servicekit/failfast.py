@@ -56,6 +56,8 @@ class DatabaseGate:
 
     def enter(self) -> None:
         """Return when the call may go to the database; raise DatabaseUnavailableError if not."""
+        if not self._reason:  # open: every database call passes here, so no lock for it
+            return
         with self._lock:
             if not self._reason:
                 return
@@ -72,6 +74,8 @@ class DatabaseGate:
             self._reason = reason or "no connection"
 
     def succeeded(self) -> None:
+        if not self._reason:  # already open, as almost always
+            return
         with self._lock:
             self._reason = ""
 
