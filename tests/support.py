@@ -11,10 +11,11 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import Any, Self
 
 import aio_pika
 import httpx
@@ -132,41 +133,58 @@ class ServiceProcess:
             self.process.wait()
 
 
-class ScriptedPeer:
+class LoopbackServer:
+    """A test's stand-in server on loopback, run on its own event loop in a thread, so it
+    answers whatever the test's own loop is doing. Subclasses say how it listens and closes."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def start(self) -> Self:
+        self._thread.start()
+        self._call(self._listen())
+        return self
+
+    def stop(self) -> None:
+        self._call(self._close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        self._loop.close()
+
+    def _call(self, step: Coroutine[Any, Any, None]) -> None:
+        """Run `step` on the server's loop and wait for it."""
+        asyncio.run_coroutine_threadsafe(step, self._loop).result(timeout=5)
+
+    async def _listen(self) -> None:
+        raise NotImplementedError
+
+    async def _close(self) -> None:
+        raise NotImplementedError
+
+
+class ScriptedPeer(LoopbackServer):
     """A real HTTP server on loopback whose behaviour a test sets: answer, fail, or hang.
 
     It stands in for a customer service that is slow or broken, which the real one cannot
-    be made to be on demand. It runs its own event loop in a thread, so it answers whatever
-    the test's own loop is doing.
+    be made to be on demand.
     """
 
     def __init__(self) -> None:
+        super().__init__()
         self.status = 200
         self.body = b'{"id":1,"customer_name":"Ada","address":"London","orders_count":0}'
         self.hang = False
         self.requests = 0
         self.last_head = b""  # the request line and headers of the latest request
-        self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
         self._release: asyncio.Event | None = None
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 
     @property
     def url(self) -> str:
         assert self._server is not None
         port = self._server.sockets[0].getsockname()[1]
         return f"http://127.0.0.1:{port}"
-
-    def start(self) -> ScriptedPeer:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._listen(), self._loop).result(timeout=5)
-        return self
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(timeout=5)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5)
-        self._loop.close()
 
     async def _listen(self) -> None:
         self._release = asyncio.Event()
@@ -197,37 +215,25 @@ class ScriptedPeer:
             writer.close()
 
 
-class Link:
+class Link(LoopbackServer):
     """A TCP forwarder to a real server that a test can cut and mend, like a network outage.
 
     Cut, it closes every forwarded connection and refuses new ones on the same port; mended,
-    it forwards again. It runs its own event loop in a thread, like ScriptedPeer.
+    it forwards again.
     """
 
     def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
+        super().__init__()
         self.target = (target_host, target_port)
         self.port = free_port()
-        self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-
-    def start(self) -> Link:
-        self._thread.start()
-        self.mend()
-        return self
 
     def mend(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._listen(), self._loop).result(timeout=5)
+        self._call(self._listen())
 
     def cut(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(timeout=5)
-
-    def stop(self) -> None:
-        self.cut()
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5)
-        self._loop.close()
+        self._call(self._close())
 
     async def _listen(self) -> None:
         self._server = await asyncio.start_server(self._forward, "127.0.0.1", self.port)
