@@ -63,7 +63,7 @@ def render(rows: list[dict[str, Any]], measured: datetime) -> str:
             slowest = f"{r['slowest_refusal']:.2f} s" if r["refused"] else "-"
             lines.append(
                 f"| {scenario} | {number} | {r['orders']:,} | {r['created']:,} | {refused} |"
-                f" {slowest} | {r.get('stored_though_refused', 0)} | {r['counted']:,} |"
+                f" {slowest} | {r['stored_though_refused']} | {r['counted']:,} |"
                 f" {r['duplicates_absorbed']:,} |"
                 f" {r['settled']:,} | {r['unanswered']} | {r['lost']} | {r['seconds']:.1f} |"
             )
