@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 from eventsourcing.application import AggregateNotFoundError, Application
 from psycopg import AsyncConnection
@@ -186,7 +187,10 @@ def test_a_connection_lost_mid_call_closes_the_gate(
     link.cut()
     worker.join(10)
 
-    assert errors
+    assert not worker.is_alive()
+    # The call in progress gets the driver's own error, passed on unchanged: the exact class,
+    # not a subclass, nor a DatabaseUnavailableError (that is for the calls after it).
+    assert [type(exc) for exc in errors] == [psycopg.OperationalError]
     assert not pool.gate.is_open
 
 
