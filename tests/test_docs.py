@@ -6,9 +6,22 @@ import re
 
 from tests.support import ROOT
 
-PACKAGES = ("contracts", "order_service", "customer_service", "servicekit", "ordersystem")
-# env_str(env, "NAME", ...), env_int(...), env_float(...), and dbname_var="NAME"
-READ = re.compile(r'env_(?:str|int|float)\(\s*env,\s*"([A-Z0-9_]+)"|dbname_var="([A-Z0-9_]+)"')
+PACKAGES = (
+    "contracts",
+    "order_service",
+    "customer_service",
+    "payment_service",
+    "projections",
+    "servicekit",
+    "ordersystem",
+)
+# env_str(env, "NAME", ...), env_int(...), env_float(...), dbname_var="NAME", and the plain
+# reads env.get("NAME", ...) and os.environ.get("NAME", ...)
+READ = re.compile(
+    r'env_(?:str|int|float)\(\s*env,\s*"([A-Z0-9_]+)"'
+    r'|dbname_var="([A-Z0-9_]+)"'
+    r'|(?:env|environ)\.get\(\s*"([A-Z0-9_]+)"'
+)
 
 
 def variables_read_by_the_code() -> set[str]:
@@ -18,12 +31,16 @@ def variables_read_by_the_code() -> set[str]:
             if "tests" in path.parts:
                 continue
             for match in READ.finditer(path.read_text()):
-                found.add(match.group(1) or match.group(2))
+                found.add(next(name for name in match.groups() if name))
     return found
 
 
 def test_the_scan_finds_the_settings_it_should() -> None:
-    assert {"POSTGRES_HOST", "ORDERS_DB", "CUSTOMER_SERVICE_URL"} <= variables_read_by_the_code()
+    found = variables_read_by_the_code()
+
+    assert {"POSTGRES_HOST", "ORDERS_DB", "CUSTOMER_SERVICE_URL"} <= found
+    assert {"PAYMENTS_DB", "PAYMENT_DB_POOL_SIZE"} <= found  # read in payment_service alone
+    assert {"POSTGRES_PASSWORD", "LOG_LEVEL"} <= found  # plain env.get / os.environ.get reads
 
 
 def test_every_environment_variable_is_in_the_readme_configuration_table() -> None:
