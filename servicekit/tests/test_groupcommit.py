@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -10,6 +11,7 @@ import pytest
 from eventsourcing.persistence import IntegrityError, OperationalError
 
 from servicekit.groupcommit import GroupCommitter
+from tests.support import eventually
 
 
 class Store:
@@ -41,40 +43,39 @@ def test_a_lone_save_is_committed_at_once_in_its_own_transaction() -> None:
     committer.close()
 
 
-def test_saves_that_arrive_during_a_transaction_share_the_next_one() -> None:
+async def test_saves_that_arrive_during_a_transaction_share_the_next_one() -> None:
     store = Store(hold_first=True)
     committer = GroupCommitter(store.save)
+    loop = asyncio.get_running_loop()
     with ThreadPoolExecutor(max_workers=11) as pool:
-        first = pool.submit(committer.save, "first")
-        store.entered.wait(timeout=10)
-        rest = [pool.submit(committer.save, f"o{n}") for n in range(10)]
-        while committer._queue.qsize() < 10:
-            threading.Event().wait(0.001)
+        first = loop.run_in_executor(pool, committer.save, "first")
+        await eventually(store.entered.is_set, what="the first transaction open")
+        rest = [loop.run_in_executor(pool, committer.save, f"o{n}") for n in range(10)]
+        await eventually(lambda: committer.waiting == 10, what="ten saves behind the first")
         store.release.set()
-        for done in [first, *rest]:
-            done.result(timeout=10)
+        await asyncio.wait_for(asyncio.gather(first, *rest), timeout=10)
 
     assert store.transactions[0] == ("first",)
     assert sorted(store.transactions[1]) == sorted(f"o{n}" for n in range(10))
     assert committer.stats.mean_batch == pytest.approx(5.5)
+    assert committer.waiting == 0
     committer.close()
 
 
-def test_a_conflict_fails_only_the_save_it_belongs_to() -> None:
+async def test_a_conflict_fails_only_the_save_it_belongs_to() -> None:
     store = Store(refuse={"bad"}, hold_first=True)
     committer = GroupCommitter(store.save)
+    loop = asyncio.get_running_loop()
     with ThreadPoolExecutor(max_workers=8) as pool:
-        first = pool.submit(committer.save, "first")
-        store.entered.wait(timeout=10)
-        others = {name: pool.submit(committer.save, name) for name in ("x", "bad", "y", "z")}
-        while committer._queue.qsize() < 4:
-            threading.Event().wait(0.001)
+        first = loop.run_in_executor(pool, committer.save, "first")
+        await eventually(store.entered.is_set, what="the first transaction open")
+        others = {n: loop.run_in_executor(pool, committer.save, n) for n in ("x", "bad", "y", "z")}
+        await eventually(lambda: committer.waiting == 4, what="four saves behind the first")
         store.release.set()
-        first.result(timeout=10)
+        await asyncio.wait_for(first, timeout=10)
         with pytest.raises(IntegrityError):
-            others["bad"].result(timeout=10)
-        for name in ("x", "y", "z"):
-            others[name].result(timeout=10)
+            await asyncio.wait_for(others.pop("bad"), timeout=10)
+        await asyncio.wait_for(asyncio.gather(*others.values()), timeout=10)
 
     saved = {a for t in store.transactions for a in t}
     assert saved == {"first", "x", "y", "z"}
