@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 import aio_pika
 import httpx
@@ -160,12 +160,25 @@ async def system(databases: Databases, rabbitmq_up: None) -> AsyncIterator[Syste
     await running.delete_messaging()
 
 
-def wait_for_payment(system: System, order_id: str, status: str = "paid") -> dict[str, object]:
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for one async test (full URLs: each service has its own port)."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        yield http
+
+
+async def wait_for_payment(system: System, order_id: str, status: str = "paid") -> dict[str, Any]:
     """Poll (bounded) until the order's payment_status is `status`; the order then."""
-    deadline = time.monotonic() + 15
-    while True:
-        order: dict[str, object] = httpx.get(f"{system.orders.url}/api/v1/orders/{order_id}").json()
-        if order["payment_status"] == status:
-            return order
-        assert time.monotonic() < deadline, f"order {order_id} not {status}: {order}"
-        time.sleep(0.05)
+    order: dict[str, Any] = {}
+
+    async with httpx.AsyncClient(base_url=system.orders.url, timeout=5) as client:
+
+        async def settled() -> bool:
+            order.update((await client.get(f"/api/v1/orders/{order_id}")).json())
+            return bool(order["payment_status"] == status)
+
+        try:
+            await eventually(settled, within=15, what=f"order {order_id} {status}")
+        except TimeoutError:
+            raise AssertionError(f"order {order_id} not {status}: {order}") from None
+    return order

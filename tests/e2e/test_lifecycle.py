@@ -11,29 +11,34 @@ import pytest
 from tests.e2e.conftest import System, wait_for_payment
 
 pytestmark = pytest.mark.e2e
+Client = httpx.AsyncClient
 
 ORDER = {"customer_id": 5, "product_name": "Desk", "quantity": 1, "price": "250.00"}
 
 
-def create(system: System) -> dict[str, Any]:
+async def create(client: Client, system: System) -> dict[str, Any]:
     """A new order, once its payment went through (only a paid order can be shipped)."""
-    response = httpx.post(f"{system.orders.url}/api/v1/orders", json=ORDER)
+    response = await client.post(f"{system.orders.url}/api/v1/orders", json=ORDER)
     assert response.status_code == 201
     body: dict[str, Any] = response.json()
-    wait_for_payment(system, body["id"])
+    await wait_for_payment(system, body["id"])
     return body
 
 
-def act(system: System, order_id: str, action: str, **kwargs: Any) -> httpx.Response:
-    return httpx.post(f"{system.orders.url}/api/v1/orders/{order_id}/{action}", **kwargs)
+async def act(
+    client: Client, system: System, order_id: str, action: str, **kwargs: Any
+) -> httpx.Response:
+    return await client.post(f"{system.orders.url}/api/v1/orders/{order_id}/{action}", **kwargs)
 
 
-def test_confirm_then_ship_succeed_and_cancel_after_ship_is_a_409(system: System) -> None:
-    order = create(system)
+async def test_confirm_then_ship_succeed_and_cancel_after_ship_is_a_409(
+    client: Client, system: System
+) -> None:
+    order = await create(client, system)
 
-    confirmed = act(system, order["id"], "confirm")
-    shipped = act(system, order["id"], "ship")
-    cancelled = act(system, order["id"], "cancel", json={"reason": "too late"})
+    confirmed = await act(client, system, order["id"], "confirm")
+    shipped = await act(client, system, order["id"], "ship")
+    cancelled = await act(client, system, order["id"], "cancel", json={"reason": "too late"})
 
     assert (confirmed.status_code, confirmed.json()["status"]) == (200, "confirmed")
     assert (shipped.status_code, shipped.json()["status"], shipped.headers["etag"]) == (
@@ -45,12 +50,13 @@ def test_confirm_then_ship_succeed_and_cancel_after_ship_is_a_409(system: System
     assert cancelled.json()["code"] == "invalid_transition"
 
 
-def test_if_match_must_name_the_current_version(system: System) -> None:
-    order = create(system)
+async def test_if_match_must_name_the_current_version(client: Client, system: System) -> None:
+    order = await create(client, system)
 
-    stale = act(system, order["id"], "confirm", headers={"If-Match": '"7"'})
-    matching = act(system, order["id"], "confirm", headers={"If-Match": '"2"'})  # placed, paid
-    again = act(system, order["id"], "ship", headers={"If-Match": '"2"'})
+    stale = await act(client, system, order["id"], "confirm", headers={"If-Match": '"7"'})
+    # placed, paid: version 2
+    matching = await act(client, system, order["id"], "confirm", headers={"If-Match": '"2"'})
+    again = await act(client, system, order["id"], "ship", headers={"If-Match": '"2"'})
 
     assert stale.status_code == 412
     assert stale.json()["code"] == "precondition_failed"
@@ -59,11 +65,11 @@ def test_if_match_must_name_the_current_version(system: System) -> None:
     assert again.status_code == 412
 
 
-def test_a_cancellation_records_its_reason(system: System) -> None:
-    order = create(system)
+async def test_a_cancellation_records_its_reason(client: Client, system: System) -> None:
+    order = await create(client, system)
 
-    cancelled = act(system, order["id"], "cancel", json={"reason": "changed my mind"})
-    bare = act(system, create(system)["id"], "cancel")
+    cancelled = await act(client, system, order["id"], "cancel", json={"reason": "changed my mind"})
+    bare = await act(client, system, (await create(client, system))["id"], "cancel")
 
     assert cancelled.json()["cancellation_reason"] == "changed my mind"
     assert bare.json()["cancellation_reason"] == "requested"
@@ -78,28 +84,29 @@ def test_a_cancellation_records_its_reason(system: System) -> None:
         ("CANCEL", {"content": b"{not json"}, 400),
     ],
 )
-def test_bad_transition_requests_are_problems(
-    system: System, path: str, kwargs: dict[str, Any], status: int
+async def test_bad_transition_requests_are_problems(
+    client: Client, system: System, path: str, kwargs: dict[str, Any], status: int
 ) -> None:
     if path == "CANCEL":
-        path = f"/api/v1/orders/{create(system)['id']}/cancel"
+        path = f"/api/v1/orders/{(await create(client, system))['id']}/cancel"
 
-    response = httpx.post(system.orders.url + path, **kwargs)
+    response = await client.post(system.orders.url + path, **kwargs)
 
     assert response.status_code == status
     assert response.headers["content-type"].startswith("application/problem+json")
 
 
-async def test_concurrent_transitions_on_one_order_never_lose_an_update(system: System) -> None:
-    order = create(system)
-    async with httpx.AsyncClient(base_url=system.orders.url, timeout=10) as client:
-        url = f"/api/v1/orders/{order['id']}"
-        responses = await asyncio.gather(
-            *(client.post(f"{url}/confirm") for _ in range(5)),
-            *(client.post(f"{url}/cancel", json={"reason": "race"}) for _ in range(5)),
-        )
-        final = (await client.get(url)).json()
-        history = (await client.get(f"{url}/events")).json()
+async def test_concurrent_transitions_on_one_order_never_lose_an_update(
+    client: Client, system: System
+) -> None:
+    order = await create(client, system)
+    url = f"{system.orders.url}/api/v1/orders/{order['id']}"
+    responses = await asyncio.gather(
+        *(client.post(f"{url}/confirm") for _ in range(5)),
+        *(client.post(f"{url}/cancel", json={"reason": "race"}) for _ in range(5)),
+    )
+    final = (await client.get(url)).json()
+    history = (await client.get(f"{url}/events")).json()
 
     winners = [r for r in responses if r.status_code == 200]
     assert {r.status_code for r in responses} <= {200, 409}
@@ -108,14 +115,16 @@ async def test_concurrent_transitions_on_one_order_never_lose_an_update(system: 
     assert final["status"] == history[-1]["status"]
 
 
-def test_the_history_lists_every_event_and_version_1_shows_pending(system: System) -> None:
-    order = create(system)
-    act(system, order["id"], "confirm", headers={"X-Correlation-ID": "audit-1"})
-    act(system, order["id"], "ship")
+async def test_the_history_lists_every_event_and_version_1_shows_pending(
+    client: Client, system: System
+) -> None:
+    order = await create(client, system)
+    await act(client, system, order["id"], "confirm", headers={"X-Correlation-ID": "audit-1"})
+    await act(client, system, order["id"], "ship")
     url = f"{system.orders.url}/api/v1/orders/{order['id']}"
 
-    history = httpx.get(f"{url}/events").json()
-    first = httpx.get(f"{url}?version=1").json()
+    history = (await client.get(f"{url}/events")).json()
+    first = (await client.get(f"{url}?version=1")).json()
 
     assert [(e["version"], e["type"], e["status"]) for e in history] == [
         (1, "Placed", "pending"),
@@ -127,16 +136,18 @@ def test_the_history_lists_every_event_and_version_1_shows_pending(system: Syste
     assert history[2]["correlation_id"] == "audit-1"
     assert history[2]["data"] == {"from_status": "pending"}
     assert first["status"] == "pending"
-    assert httpx.get(url).json()["status"] == "shipped"
+    assert (await client.get(url)).json()["status"] == "shipped"
 
 
-def test_transitions_are_in_the_feed_and_the_list_at_once(system: System) -> None:
-    order = create(system)
-    act(system, order["id"], "confirm")
-    act(system, order["id"], "cancel", json={"reason": "no stock"})
+async def test_transitions_are_in_the_feed_and_the_list_at_once(
+    client: Client, system: System
+) -> None:
+    order = await create(client, system)
+    await act(client, system, order["id"], "confirm")
+    await act(client, system, order["id"], "cancel", json={"reason": "no stock"})
 
-    listed = httpx.get(f"{system.orders.url}/api/v1/orders?customer_id=5&limit=1").json()
-    feed = httpx.get(f"{system.orders.url}/api/v1/events?limit=5000").json()
+    listed = (await client.get(f"{system.orders.url}/api/v1/orders?customer_id=5&limit=1")).json()
+    feed = (await client.get(f"{system.orders.url}/api/v1/events?limit=5000")).json()
     ours = [e for e in feed if e["data"]["order_id"] == order["id"]]
 
     assert listed[0]["status"] == "cancelled"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -20,19 +19,26 @@ from tests.e2e.conftest import System, wait_for_payment
 from tests.support import drain, eventually, publish_raw, queue_depth
 
 pytestmark = pytest.mark.e2e
+Client = httpx.AsyncClient
 
 
-def place(system: System, price: str, quantity: int = 1) -> dict[str, Any]:
+async def place(client: Client, system: System, price: str, quantity: int = 1) -> dict[str, Any]:
     body = {"customer_id": 2, "product_name": "Thing", "quantity": quantity, "price": price}
-    response = httpx.post(f"{system.orders.url}/api/v1/orders", json=body)
+    response = await client.post(f"{system.orders.url}/api/v1/orders", json=body)
     assert response.status_code == 201
     order: dict[str, Any] = response.json()
     return order
 
 
-def history(system: System, order_id: str) -> list[str]:
-    events = httpx.get(f"{system.orders.url}/api/v1/orders/{order_id}/events").json()
+async def history(client: Client, system: System, order_id: str) -> list[str]:
+    events = (await client.get(f"{system.orders.url}/api/v1/orders/{order_id}/events")).json()
     return [e["type"] for e in events]
+
+
+async def get_order(client: Client, system: System, order_id: str) -> dict[str, Any]:
+    response = await client.get(f"{system.orders.url}/api/v1/orders/{order_id}")
+    order: dict[str, Any] = response.json()
+    return order
 
 
 @pytest.fixture
@@ -52,26 +58,29 @@ def payments(system: System) -> Iterator[Payments]:
         ("333.34", 3, "failed", "cancelled"),  # 1000.02
     ],
 )
-def test_a_total_up_to_1000_is_paid_and_above_it_fails_and_cancels(
-    system: System, price: str, quantity: int, payment: str, status: str
+async def test_a_total_up_to_1000_is_paid_and_above_it_fails_and_cancels(
+    client: Client, system: System, price: str, quantity: int, payment: str, status: str
 ) -> None:
-    order = place(system, price, quantity)
+    order = await place(client, system, price, quantity)
 
-    settled = wait_for_payment(system, order["id"], payment)
+    settled = await wait_for_payment(system, order["id"], payment)
 
     assert settled["status"] == status
     expected = ["Placed", "Paid"] if payment == "paid" else ["Placed", "PaymentFailed", "Cancelled"]
-    assert history(system, order["id"]) == expected
+    assert await history(client, system, order["id"]) == expected
     if payment == "failed":
         assert settled["cancellation_reason"] == "payment_failed"
 
 
-def test_the_payment_service_shows_the_payment_by_order_and_by_id(system: System) -> None:
-    order = place(system, "12.50", 2)
-    wait_for_payment(system, order["id"])
+async def test_the_payment_service_shows_the_payment_by_order_and_by_id(
+    client: Client, system: System
+) -> None:
+    order = await place(client, system, "12.50", 2)
+    await wait_for_payment(system, order["id"])
 
-    by_order = httpx.get(f"{system.payments.url}/api/v1/payments?order_id={order['id']}").json()
-    by_id = httpx.get(f"{system.payments.url}/api/v1/payments/{by_order[0]['id']}").json()
+    api = f"{system.payments.url}/api/v1/payments"
+    by_order = (await client.get(f"{api}?order_id={order['id']}")).json()
+    by_id = (await client.get(f"{api}/{by_order[0]['id']}")).json()
 
     assert by_order == [by_id]
     assert (by_id["amount"], by_id["status"], by_id["order_id"]) == (
@@ -79,15 +88,15 @@ def test_the_payment_service_shows_the_payment_by_order_and_by_id(system: System
         "succeeded",
         order["id"],
     )
-    assert httpx.get(f"{system.payments.url}/api/v1/payments/{uuid.uuid4()}").status_code == 404
-    assert httpx.get(f"{system.payments.url}/api/v1/payments?order_id=x").status_code == 422
+    assert (await client.get(f"{api}/{uuid.uuid4()}")).status_code == 404
+    assert (await client.get(f"{api}?order_id=x")).status_code == 422
 
 
-def test_a_republished_or_contradicting_result_changes_nothing(
-    system: System, payments: Payments
+async def test_a_republished_or_contradicting_result_changes_nothing(
+    client: Client, system: System, payments: Payments
 ) -> None:
-    order = place(system, "10.00")
-    paid = wait_for_payment(system, order["id"])
+    order = await place(client, system, "10.00")
+    paid = await wait_for_payment(system, order["id"])
     published = [
         e
         for e in event_log(payments).read(after=0, limit=10_000)
@@ -101,19 +110,21 @@ def test_a_republished_or_contradicting_result_changes_nothing(
     )
     exchange = system.messaging_env()["PAYMENTS_EXCHANGE"]
 
-    asyncio.run(publish_raw(exchange, encode(published[0]), published[0].type))  # again
-    asyncio.run(publish_raw(exchange, encode(contradiction), contradiction.type))  # a late flip
-    processed_after_them(system)
+    await publish_raw(exchange, encode(published[0]), published[0].type)  # again
+    await publish_raw(exchange, encode(contradiction), contradiction.type)  # a late flip
+    await processed_after_them(client, system)
 
-    after = get_order(system, order["id"])
+    after = await get_order(client, system, order["id"])
     assert (after["payment_status"], after["version"]) == ("paid", paid["version"])
-    assert history(system, order["id"]) == ["Placed", "Paid"]
+    assert await history(client, system, order["id"]) == ["Placed", "Paid"]
 
 
-def test_a_redelivered_order_is_charged_once(system: System, payments: Payments) -> None:
-    order = place(system, "42.00")
-    wait_for_payment(system, order["id"])
-    feed = httpx.get(f"{system.orders.url}/api/v1/events?limit=5000").content
+async def test_a_redelivered_order_is_charged_once(
+    client: Client, system: System, payments: Payments
+) -> None:
+    order = await place(client, system, "42.00")
+    await wait_for_payment(system, order["id"])
+    feed = (await client.get(f"{system.orders.url}/api/v1/events?limit=5000")).content
     created = [
         bytes(raw)
         for raw in msgspec.json.decode(feed, type=list[msgspec.Raw])
@@ -121,26 +132,21 @@ def test_a_redelivered_order_is_charged_once(system: System, payments: Payments)
     ]
 
     for _ in range(3):
-        asyncio.run(publish_raw(system.exchange, created[0], "order.created"))
-    processed_after_them(system)
+        await publish_raw(system.exchange, created[0], "order.created")
+    await processed_after_them(client, system)
 
     payment = payments.for_order(uuid.UUID(order["id"]))
     assert payment is not None
     assert payment.amount == Decimal("42.00")
     assert len(list(payments.events.get(payment.id))) == 2  # requested and succeeded, once
-    assert history(system, order["id"]) == ["Placed", "Paid"]
+    assert await history(client, system, order["id"]) == ["Placed", "Paid"]
 
 
-def processed_after_them(system: System) -> None:
+async def processed_after_them(client: Client, system: System) -> None:
     """A barrier: a new order's request and result take the same queues, in order, to the
     same one-at-a-time consumers; once it is paid, everything published before it was handled."""
-    marker = place(system, "1.00")
-    wait_for_payment(system, marker["id"])
-
-
-def get_order(system: System, order_id: str) -> dict[str, Any]:
-    order: dict[str, Any] = httpx.get(f"{system.orders.url}/api/v1/orders/{order_id}").json()
-    return order
+    marker = await place(client, system, "1.00")
+    await wait_for_payment(system, marker["id"])
 
 
 @pytest.fixture
@@ -151,61 +157,63 @@ def payments_down(system: System) -> Iterator[None]:
     system.workers["payments"].start()
 
 
-def test_orders_wait_while_the_payment_service_is_down_and_are_paid_when_it_returns(
-    system: System, payments_down: None
+async def test_orders_wait_while_the_payment_service_is_down_and_are_paid_when_it_returns(
+    client: Client, system: System, payments_down: None
 ) -> None:
-    waiting = [place(system, "5.00") for _ in range(3)]
+    waiting = [await place(client, system, "5.00") for _ in range(3)]
     queue = system.messaging_env()["PAYMENT_QUEUE"]
 
     async def queued() -> bool:
         return await queue_depth(queue) >= 3
 
-    asyncio.run(eventually(queued, what="the requests waiting in the queue"))
-    still = [get_order(system, o["id"]) for o in waiting]
+    await eventually(queued, what="the requests waiting in the queue")
+    still = [await get_order(client, system, o["id"]) for o in waiting]
 
     system.workers["payments"].start()
-    paid = [wait_for_payment(system, o["id"]) for o in waiting]
+    paid = [await wait_for_payment(system, o["id"]) for o in waiting]
 
     assert {o["payment_status"] for o in still} == {"pending"}
     assert {o["payment_status"] for o in paid} == {"paid"}
 
 
-def test_a_payment_for_an_order_cancelled_meanwhile_is_recorded_and_the_order_stays_cancelled(
-    system: System, payments_down: None
+async def test_a_payment_for_an_order_cancelled_meanwhile_is_recorded_and_the_order_stays_cancelled(
+    client: Client, system: System, payments_down: None
 ) -> None:
-    order = place(system, "30.00")
-    cancelled = httpx.post(f"{system.orders.url}/api/v1/orders/{order['id']}/cancel")
+    order = await place(client, system, "30.00")
+    cancelled = await client.post(f"{system.orders.url}/api/v1/orders/{order['id']}/cancel")
     assert cancelled.status_code == 200
 
     system.workers["payments"].start()
-    settled = wait_for_payment(system, order["id"])
+    settled = await wait_for_payment(system, order["id"])
 
     assert (settled["status"], settled["payment_status"]) == ("cancelled", "paid")
-    assert history(system, order["id"]) == ["Placed", "Cancelled", "Paid"]
+    assert await history(client, system, order["id"]) == ["Placed", "Cancelled", "Paid"]
 
 
 async def test_a_poison_payment_message_is_dead_lettered_and_later_results_still_count(
-    system: System,
+    client: Client, system: System
 ) -> None:
     results_queue = system.messaging_env()["PAYMENT_RESULTS_QUEUE"]
     garbage = [b"not a payment", b'{"type": "payment.succeeded", "schema_version": 7}']
     for body in garbage:
         await publish_raw(system.messaging_env()["PAYMENTS_EXCHANGE"], body, "payment.succeeded")
 
-    order = place(system, "7.00")
+    order = await place(client, system, "7.00")
 
-    assert wait_for_payment(system, order["id"])["payment_status"] == "paid"
+    assert (await wait_for_payment(system, order["id"]))["payment_status"] == "paid"
     dead = await drain(f"{results_queue}.dlq")
     assert sorted(m.body for m in dead) == sorted(garbage)
 
 
-def test_an_unpaid_order_cannot_be_shipped(system: System, payments_down: None) -> None:
-    order = place(system, "20.00")  # no processor: it stays unpaid
-    confirm = httpx.post(f"{system.orders.url}/api/v1/orders/{order['id']}/confirm")
+async def test_an_unpaid_order_cannot_be_shipped(
+    client: Client, system: System, payments_down: None
+) -> None:
+    order = await place(client, system, "20.00")  # no processor: it stays unpaid
+    confirm = await client.post(f"{system.orders.url}/api/v1/orders/{order['id']}/confirm")
 
-    ship = httpx.post(f"{system.orders.url}/api/v1/orders/{order['id']}/ship")
+    ship = await client.post(f"{system.orders.url}/api/v1/orders/{order['id']}/ship")
 
     assert confirm.status_code == 200
     assert ship.status_code == 409
     assert ship.json()["code"] == "payment_required"
-    assert get_order(system, order["id"])["status"] == "confirmed"
+    assert (await get_order(client, system, order["id"]))["status"] == "confirmed"

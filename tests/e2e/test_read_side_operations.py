@@ -58,24 +58,25 @@ def orders_env(system: System) -> dict[str, str]:
     return dict(system.orders.env)
 
 
-def some_lifecycles(system: System) -> list[str]:
+async def some_lifecycles(system: System) -> list[str]:
     ids = []
-    for action in ("confirm", "ship", "cancel", None):
-        body = {"customer_id": 3, "product_name": "Chair", "quantity": 1, "price": "40"}
-        order = httpx.post(f"{system.orders.url}/api/v1/orders", json=body).json()
-        wait_for_payment(system, order["id"])
-        if action == "ship":
-            httpx.post(f"{system.orders.url}/api/v1/orders/{order['id']}/confirm")
-        if action:
-            httpx.post(f"{system.orders.url}/api/v1/orders/{order['id']}/{action}")
-        ids.append(order["id"])
+    body = {"customer_id": 3, "product_name": "Chair", "quantity": 1, "price": "40"}
+    async with httpx.AsyncClient(base_url=system.orders.url, timeout=10) as client:
+        for action in ("confirm", "ship", "cancel", None):
+            order = (await client.post("/api/v1/orders", json=body)).json()
+            await wait_for_payment(system, order["id"])
+            if action == "ship":
+                await client.post(f"/api/v1/orders/{order['id']}/confirm")
+            if action:
+                await client.post(f"/api/v1/orders/{order['id']}/{action}")
+            ids.append(order["id"])
     return ids
 
 
 async def test_orders_by_status_follows_the_lifecycle_and_verifies_and_rebuilds(
     system: System,
 ) -> None:
-    some_lifecycles(system)
+    await some_lifecycles(system)
     await settled(system, "orders_by_status")
     per_status = "SELECT status, count(*) FROM order_summaries GROUP BY status"
 
@@ -96,7 +97,7 @@ async def test_orders_by_status_follows_the_lifecycle_and_verifies_and_rebuilds(
 
 @pytest.mark.parametrize("to_queue", [False, True], ids=["to the exchange", "to one queue"])
 async def test_a_replay_is_absorbed_without_double_counting(system: System, to_queue: bool) -> None:
-    some_lifecycles(system)
+    await some_lifecycles(system)
     before = await settled(system, "orders_count")
     counts = table(system, "SELECT customer_id, orders_count FROM orders_count")
     last = last_position(system)
@@ -128,7 +129,7 @@ async def test_a_replay_is_absorbed_without_double_counting(system: System, to_q
 
 
 def test_audit_prints_the_stream_and_the_state_at_a_moment(system: System) -> None:
-    order = some_lifecycles(system)[1]  # placed, paid, confirmed, shipped
+    order = asyncio.run(some_lifecycles(system))[1]  # placed, paid, confirmed, shipped
     history = httpx.get(f"{system.orders.url}/api/v1/orders/{order}/events").json()
 
     table_out = ordersystem("audit", "order", order, env=orders_env(system))

@@ -3,6 +3,7 @@ password, a broker password and a service token set, through successes and failu
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
@@ -71,7 +72,7 @@ def test_no_secret_appears_in_any_process_output(
     system.customers = ServiceProcess("customers", system.customers.env, port=system.customers.port)
     system.customers.start()
     for order_id in created:
-        wait_for_payment(system, order_id)
+        asyncio.run(wait_for_payment(system, order_id))
     monkeypatch.setenv("CUSTOMERS_DB", system.customers_db.dbname)
     monkeypatch.setenv("ORDERS_DB", system.orders_db.dbname)
     commands = cli("verify", "orders-count") + cli("audit", "order", created[0])
