@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install run test test-unit lint fmt lock preflight bench bench-ab faults up down clean
+.PHONY: help install run test test-unit lint fmt lock preflight bench bench-ab faults fuzz up down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -39,6 +39,11 @@ faults: $(STAMP) ## the fault suite at full size, three times in a row: writes d
 		$(BIN)/pytest -q -p no:cacheprovider tests/faults/test_system_faults.py || exit 1; \
 	done
 	$(BIN)/python -m tests.faults.report .faults.jsonl docs/reliability.md
+
+FUZZ_EXAMPLES ?= 3000
+fuzz: $(STAMP) ## hostile bytes to every endpoint, FUZZ_EXAMPLES each (make test sends 300), drawn anew
+	$(BIN)/ordersystem preflight
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_RANDOM=1 $(BIN)/pytest -q -p no:cacheprovider tests/e2e/test_fuzz.py
 
 bench: $(STAMP) ## benchmarks (several minutes): writes docs/benchmarks.md
 	$(BIN)/ordersystem preflight

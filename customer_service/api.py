@@ -24,7 +24,6 @@ from servicekit.auth import require_token
 from servicekit.health import health_handlers
 from servicekit.http import (
     NON_BLANK_TEXT,
-    ascii_digits,
     cursor_param,
     decode_json,
     encode_cursor,
@@ -32,6 +31,7 @@ from servicekit.http import (
     json_body_operation,
     next_link,
     page_limit,
+    parse_whole,
     whole_number_query,
 )
 from servicekit.problems import (
@@ -92,8 +92,8 @@ def store(state: State) -> CustomerStore:
 )
 async def get_customer(customer_id: FromPath[str], state: State) -> CustomerV1:
     """One customer with its orders_count."""
-    valid = ascii_digits(customer_id) and int(customer_id) <= MAX_ID
-    found = await store(state).get(int(customer_id)) if valid else None
+    number = parse_whole(customer_id, MAX_ID)
+    found = await store(state).get(number) if number is not None else None
     if found is None:
         raise customer_not_found(customer_id)
     return found

@@ -17,7 +17,7 @@ from order_service.domain import (
     Status,
     rule_violations,
 )
-from servicekit.http import NON_BLANK_TEXT, ascii_digits
+from servicekit.http import NON_BLANK_TEXT, parse_whole
 from servicekit.problems import FieldError, validation_failed
 
 MAX_ID = 2**63 - 1
@@ -44,10 +44,15 @@ class OrderBody(msgspec.Struct, kw_only=True):
     currency: Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$")] = DEFAULT_CURRENCY
 
 
+# Beyond every bound a field checks. A JSON number such as 1e999999999 is clamped to it
+# before int() reads it: int() of that Decimal would build a billion-digit integer.
+_BEYOND_ANY_BOUND = Decimal(2**64)
+
+
 def _whole(value: Any) -> int | None:
     """An integer from JSON: no booleans, no fractions (JSON Schema counts 3.0 as an integer)."""
     if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
-        return int(value)
+        return int(min(max(value, -_BEYOND_ANY_BOUND), _BEYOND_ANY_BOUND))
     if isinstance(value, bool) or not isinstance(value, int):
         return None
     return value
@@ -155,5 +160,5 @@ def expected_version(if_match: str | None) -> int | None:
     """The version an If-Match header asks for; None when absent or `*`; -1 never matches."""
     if if_match is None or if_match.strip() == "*":
         return None
-    tag = if_match.strip().removeprefix("W/").strip('"')
-    return int(tag) if ascii_digits(tag) else -1
+    version = parse_whole(if_match.strip().removeprefix("W/").strip('"'))
+    return -1 if version is None else version

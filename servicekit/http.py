@@ -18,6 +18,7 @@ from servicekit.problems import FieldError, ProblemError, validation_failed
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
+MAX_BIGINT = 2**63 - 1  # the widest whole number a Postgres column of ours holds
 
 # JSON numbers with a fraction are read as Decimal from their text: no float drift, ever.
 _decoder = msgspec.json.Decoder(float_hook=Decimal)
@@ -28,13 +29,22 @@ NON_BLANK_TEXT = r"^[^\x00]*[^\s\x00][^\x00]*$"
 
 
 def decode_json(body: bytes) -> Any:
-    """Parse a request body; malformed JSON is a 400, never a 500."""
+    """Parse a request body; whatever bytes arrive, what cannot be read is a 400, never a 500.
+
+    msgspec leaves two kinds of unreadable body to Python: a string whose bytes are not
+    UTF-8 (UnicodeDecodeError) and nesting deeper than the interpreter's recursion limit
+    (RecursionError, raised before anything is built, so nothing is left half-done).
+    """
     try:
         return _decoder.decode(body)
-    except msgspec.DecodeError as exc:
-        raise ProblemError(
-            400, "malformed_json", "The request body is not valid JSON", str(exc)
-        ) from None
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise malformed_json(str(exc)) from None
+    except RecursionError:
+        raise malformed_json("the document is nested too deeply") from None
+
+
+def malformed_json(detail: str) -> ProblemError:
+    return ProblemError(400, "malformed_json", "The request body is not valid JSON", detail)
 
 
 def ascii_digits(text: str) -> bool:
@@ -42,12 +52,25 @@ def ascii_digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
+def parse_whole(text: str, high: int = MAX_BIGINT) -> int | None:
+    """A whole number in ASCII digits, from 0 to `high`; None for anything else.
+
+    The length is checked before int() reads the digits, so a 60,000-digit number costs
+    nothing and never reaches int()'s own limit (a ValueError, and so a 500).
+    """
+    digits = text.lstrip("0") or "0"
+    if not ascii_digits(digits) or len(digits) > len(str(high)):
+        return None
+    value = int(digits)
+    return value if value <= high else None
+
+
 def whole_param(name: str, raw: str | None, *, default: int, low: int, high: int) -> int:
     """A whole-number query parameter within [low, high]; 422 naming it otherwise."""
     if raw is None:  # absent; present but empty (`?limit=`) is refused like any non-number
         return default
-    value = int(raw) if ascii_digits(raw) else low - 1
-    if not low <= value <= high:
+    value = parse_whole(raw, high)
+    if value is None or value < low:
         message = f"must be a whole number from {low} to {high}"
         raise validation_failed([FieldError(field=name, message=message)])
     return value
@@ -86,9 +109,10 @@ def cursor_param(raw: str | None) -> int | None:
     try:
         padded = raw + "=" * (-len(raw) % 4)
         text = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
-        if text.startswith("p") and ascii_digits(text[1:]):
-            return int(text[1:])
-    except (ValueError, binascii.Error):
+        position = parse_whole(text[1:]) if text.startswith("p") else None
+        if position is not None:
+            return position
+    except (ValueError, binascii.Error):  # not base64, or not UTF-8 beneath it
         pass
     raise validation_failed([FieldError(field="cursor", message="is not a cursor we handed out")])
 

@@ -95,11 +95,43 @@ def test_an_order_wrapper_that_is_not_an_object_leaves_every_field_missing() -> 
     assert refused_fields({"order": "x"}) == ["customer_id", "product_name", "quantity", "price"]
 
 
-def test_malformed_json_is_a_400() -> None:
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"customer_id": 1,',
+        b'{"product_name": "\xff\xfe"}',  # not UTF-8: it was a 500
+        b'{"x": ' + b"[" * 5000 + b"]" * 5000 + b"}",  # nested 5,000 deep: it was a 500
+        b'{"x": ' + b'{"y": ' * 5000 + b"1" + b"}" * 5001,
+        "{}".encode("utf-16"),
+        b"\xef\xbb\xbf{}",  # a byte order mark is not JSON
+        b"",
+    ],
+)
+def test_a_body_that_is_not_json_is_a_400_whatever_its_bytes(body: bytes) -> None:
     with pytest.raises(ProblemError) as refused:
-        decode_json(b'{"customer_id": 1,')
+        decode_json(body)
 
     assert (refused.value.status, refused.value.code) == (400, "malformed_json")
+
+
+@pytest.mark.parametrize(
+    ("field", "number"),
+    [
+        ("quantity", b"1e999999999"),  # int() of it would build a billion digits: a hang
+        ("quantity", b"-1e999999999"),
+        ("customer_id", b"1e999999999"),
+        ("customer_id", b"9" * 4000),
+        ("price", b"1e999999999"),
+        ("price", b"1e-999999999"),
+    ],
+)
+def test_a_huge_number_is_refused_at_once(field: str, number: bytes) -> None:
+    body = decode_json(
+        b'{"customer_id": 1, "product_name": "x", "quantity": 1, "price": 1, "%s": %s}'
+        % (field.encode(), number)
+    )
+
+    assert refused_fields(body) == [field]
 
 
 def test_a_whole_number_written_with_a_zero_fraction_is_a_whole_number() -> None:
