@@ -26,20 +26,13 @@ from litestar.params import FromPath, HeaderParameter, Parameter
 
 from contracts.customers import CustomerV1
 from contracts.events import OrderEventEnvelope
-from order_service.application import (
-    ACTIONS,
-    ConcurrentModificationError,
-    IdempotencyKeyReusedError,
-    OrderNotFoundError,
-    Orders,
-    VersionMismatchError,
-)
+from order_service.application import ACTIONS, Orders
 from order_service.customers import (
     CustomerNotFoundError,
     CustomerServiceClient,
     CustomerServiceUnavailableError,
 )
-from order_service.domain import InvalidTransitionError, PaymentRequiredError
+from order_service.problems import ORDER_EXCEPTION_HANDLERS, order_not_found
 from order_service.relay import RELAY_NAME, event_log
 from order_service.requests import (
     IDEMPOTENCY_KEY_MAX,
@@ -101,8 +94,12 @@ def correlation_id(request: Request[Any, Any, Any]) -> str:
     return given[:100] if given.isprintable() and given else str(uuid.uuid4())
 
 
-def order_not_found(order_id: str) -> ProblemError:
-    return ProblemError(404, "order_not_found", "No such order", f"order {order_id}")
+def order_uuid(order_id: str) -> UUID:
+    """The order id in a path; one that is not a UUID names no order (404)."""
+    try:
+        return UUID(order_id)
+    except ValueError:
+        raise order_not_found(order_id) from None
 
 
 async def fetch_customer(state: State, customer_id: int) -> CustomerV1:
@@ -132,14 +129,6 @@ def idempotency_key(request: Request[Any, Any, Any]) -> str | None:
     return key
 
 
-def reused_key() -> ProblemError:
-    return ProblemError(
-        422,
-        "idempotency_key_reused",
-        "This Idempotency-Key was used with a different body",
-    )
-
-
 @post(
     "/api/v1/orders",
     operation_id="createOrder",
@@ -165,18 +154,13 @@ async def create_order(
     correlation = correlation_id(request)
     key = idempotency_key(request)
     app = orders(state)
-    try:
-        existing = await call(app.existing_placement, key, command) if key else None
-        customer = await fetch_customer(state, command.customer_id)
-        if existing is None:
-            placement = await call(
-                app.place, command, idempotency_key=key, correlation_id=correlation
-            )
-            existing, created = placement.order, placement.created
-        else:
-            created = False
-    except IdempotencyKeyReusedError:
-        raise reused_key() from None
+    existing = await call(app.existing_placement, key, command) if key else None
+    customer = await fetch_customer(state, command.customer_id)
+    if existing is None:
+        placement = await call(app.place, command, idempotency_key=key, correlation_id=correlation)
+        existing, created = placement.order, placement.created
+    else:
+        created = False
     body = OrderWithCustomer(**_fields(existing), customer=customer)
     return Response(
         body,
@@ -219,35 +203,17 @@ def _transition_handler(action: str) -> HTTPRouteHandler:
         if_match: Annotated[str | None, HeaderParameter(name="If-Match")] = None,
     ) -> Response[OrderView]:
         """Move the order along its lifecycle; 409 when its status does not allow it."""
+        order = order_uuid(order_id)
         body = await request.body()
         reason = parse_cancel_reason(decode_json(body) if body.strip() else {})
-        try:
-            view = await call(
-                orders(state).transition,
-                UUID(order_id),
-                action,
-                expected_version=expected_version(if_match),
-                reason=reason,
-                correlation_id=correlation_id(request),
-            )
-        except (ValueError, OrderNotFoundError):
-            raise order_not_found(order_id) from None
-        except InvalidTransitionError as exc:
-            raise ProblemError(409, "invalid_transition", "Not allowed now", str(exc)) from None
-        except PaymentRequiredError as exc:
-            raise ProblemError(
-                409, "payment_required", "Only a paid order ships", str(exc)
-            ) from None
-        except ConcurrentModificationError:
-            raise ProblemError(409, "concurrent_modification", "Changed meanwhile; retry") from None
-        except VersionMismatchError as exc:
-            raise ProblemError(
-                412,
-                "precondition_failed",
-                "The order changed since you read it",
-                f"it is at version {exc.current}",
-                headers={"ETag": f'"{exc.current}"'},
-            ) from None
+        view = await call(
+            orders(state).transition,
+            order,
+            action,
+            expected_version=expected_version(if_match),
+            reason=reason,
+            correlation_id=correlation_id(request),
+        )
         return Response(view, headers={"ETag": f'"{view.version}"'})
 
     return transition
@@ -273,10 +239,7 @@ class HistoryItem(msgspec.Struct, frozen=True, kw_only=True):
 )
 async def order_history(order_id: FromPath[str], state: State) -> list[HistoryItem]:
     """The order's event stream for auditing: every event in version order."""
-    try:
-        entries = await call(orders(state).history, UUID(order_id))
-    except (ValueError, OrderNotFoundError):
-        raise order_not_found(order_id) from None
+    entries = await call(orders(state).history, order_uuid(order_id))
     return [HistoryItem(**vars(entry)) for entry in entries]
 
 
@@ -328,11 +291,9 @@ async def get_order(
     ] = None,
 ) -> Response[OrderView]:
     """One order, read from its event stream; `?version=N` shows it as it was at version N."""
+    order = order_uuid(order_id)
     at = whole_param("version", version, default=0, low=1, high=2**63 - 1) or None
-    try:
-        view = await call(orders(state).get_order, UUID(order_id), at)
-    except (ValueError, OrderNotFoundError):
-        raise order_not_found(order_id) from None
+    view = await call(orders(state).get_order, order, at)
     return Response(view, headers={"ETag": f'"{view.version}"'})
 
 
@@ -424,7 +385,7 @@ def create_app(settings: Settings) -> Litestar:
                 *health_handlers({"postgres": event_store}, reports={"relay": relay}),
             ],
             lifespan=[lifespan],
-            exception_handlers=EXCEPTION_HANDLERS,
+            exception_handlers={**EXCEPTION_HANDLERS, **ORDER_EXCEPTION_HANDLERS},
             middleware=api_middleware(settings.rate_limit),
             openapi_config=OpenAPIConfig(title="Order service", version="1.0.0"),
             request_max_body_size=64 * 1024,

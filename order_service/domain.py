@@ -41,15 +41,24 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
 }
 
 
+# The statuses an order may be placed with. Only a paid order ships, and a new order is
+# not paid yet, so it can be neither shipped nor delivered; nor placed already cancelled.
+NEW_ORDER_STATUSES = frozenset({Status.PENDING, Status.CONFIRMED})
+
+
 def rule_violations(
     *,
     product_name: str | None,
     quantity: int | None,
     price: Decimal | None,
     currency: str | None = None,
+    status: Status | None = None,
 ) -> list[tuple[str, str]]:
     """Every rule a new order breaks, as (field, message) pairs; None skips a field."""
     broken: list[tuple[str, str]] = []
+    if status is not None and status not in NEW_ORDER_STATUSES:
+        allowed = " or ".join(sorted(NEW_ORDER_STATUSES))
+        broken.append(("status", f"a new order is {allowed}: it is not paid yet"))
     if product_name is not None and not product_name.strip():
         broken.append(("product_name", "must not be blank"))
     if product_name is not None and len(product_name) > PRODUCT_NAME_MAX:
@@ -86,7 +95,11 @@ class Order(Aggregate):
         correlation_id: str = "",
     ) -> Order:
         broken = rule_violations(
-            product_name=product_name, quantity=quantity, price=price, currency=currency
+            product_name=product_name,
+            quantity=quantity,
+            price=price,
+            currency=currency,
+            status=Status(status),
         )
         if broken:
             raise InvalidOrderError(broken)
@@ -244,6 +257,10 @@ class InvalidOrderError(OrderError):
     def __init__(self, broken: list[tuple[str, str]]) -> None:
         super().__init__("; ".join(f"{field} {message}" for field, message in broken))
         self.broken = broken
+
+    @property
+    def fields(self) -> list[str]:
+        return [field for field, _ in self.broken]
 
 
 class InvalidTransitionError(OrderError):

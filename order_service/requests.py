@@ -13,14 +13,17 @@ from order_service.domain import (
     DEFAULT_CURRENCY,
     MAX_PRICE,
     MAX_QUANTITY,
+    NEW_ORDER_STATUSES,
     PRODUCT_NAME_MAX,
     Status,
     rule_violations,
 )
+from order_service.problems import order_refused
 from servicekit.http import NON_BLANK_TEXT, parse_whole
 from servicekit.problems import FieldError, validation_failed
 
 MAX_ID = 2**63 - 1
+STATUSES = frozenset(status.value for status in Status)
 PRICE_TEXT = r"^[0-9]+(\.[0-9]+)?$"
 IDEMPOTENCY_KEY_MAX = 200
 
@@ -40,7 +43,7 @@ class OrderBody(msgspec.Struct, kw_only=True):
             description=f"0 to {MAX_PRICE}, at most 2 decimal places; a string keeps it exact"
         ),
     ]
-    status: Literal["pending", "confirmed", "shipped", "delivered", "cancelled"] = "pending"
+    status: Literal["pending", "confirmed"] = "pending"
     currency: Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$")] = DEFAULT_CURRENCY
 
 
@@ -94,29 +97,30 @@ def parse_place_order(body: Any) -> PlaceOrder:
     if price is None:
         fail("price", "is required and must be a decimal number (as a number or a string)")
     status = body.get("status", Status.PENDING.value)
-    if not isinstance(status, str) or status not in {s.value for s in Status}:
-        fail("status", f"must be one of {', '.join(s.value for s in Status)}")
+    known_status = Status(status) if isinstance(status, str) and status in STATUSES else None
+    if known_status is None:
+        fail("status", f"must be one of {', '.join(sorted(NEW_ORDER_STATUSES))}")
     currency = body.get("currency", DEFAULT_CURRENCY)
     if not isinstance(currency, str):
         fail("currency", "must be a string")
     name = product_name if isinstance(product_name, str) else None
     code = currency if isinstance(currency, str) else None
-    for field, message in rule_violations(
-        product_name=name, quantity=quantity, price=price, currency=code
-    ):
-        fail(field, message)
-    if errors:
-        raise validation_failed(errors)
+    broken = rule_violations(
+        product_name=name, quantity=quantity, price=price, currency=code, status=known_status
+    )
+    if errors or broken:
+        raise order_refused(errors, broken)
     assert customer_id is not None
     assert isinstance(product_name, str)
     assert quantity is not None
     assert price is not None
+    assert known_status is not None
     return PlaceOrder(
         customer_id=customer_id,
         product_name=product_name,
         quantity=quantity,
         price=price,
-        status=Status(status),
+        status=known_status,
         currency=currency,
     )
 

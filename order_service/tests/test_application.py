@@ -103,8 +103,8 @@ def test_an_order_placed_in_another_status_is_listed_with_it(orders: Orders) -> 
         product_name="Gadget",
         quantity=1,
         price=Decimal("1"),
-        status=Status.SHIPPED,
+        status=Status.CONFIRMED,
     )
     orders.place(command)
 
-    assert orders.list_orders(customer_id=3, limit=1).orders[0].status == "shipped"
+    assert orders.list_orders(customer_id=3, limit=1).orders[0].status == "confirmed"

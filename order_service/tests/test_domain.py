@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from order_service.application import Orders
 from order_service.domain import InvalidOrderError, Order, Status, rule_violations
 
 
@@ -46,8 +47,40 @@ def test_a_price_is_kept_exact_to_the_cent() -> None:
     assert order.total == Decimal("0.30")
 
 
-def test_an_order_may_be_placed_in_any_lifecycle_status() -> None:
+def test_an_order_may_be_placed_pending_or_confirmed() -> None:
     assert place(status=Status.CONFIRMED).status is Status.CONFIRMED
+    assert place(status=Status.PENDING).status is Status.PENDING
+
+
+@pytest.mark.parametrize("status", [Status.SHIPPED, Status.DELIVERED, Status.CANCELLED])
+def test_an_order_cannot_be_placed_shipped_delivered_or_cancelled(status: Status) -> None:
+    # Only a paid order ships, and a new order has not been paid.
+    with pytest.raises(InvalidOrderError) as refused:
+        place(status=status)
+
+    assert refused.value.fields == ["status"]
+
+
+def test_an_order_stored_placed_delivered_before_the_rule_still_replays() -> None:
+    # Such orders were stored before the rule existed: replay runs event bodies, never rules.
+    stored = Order._create(
+        Order.Placed,
+        id=uuid.uuid4(),
+        customer_id=1,
+        product_name="Widget",
+        quantity=1,
+        price=Decimal("5000.00"),
+        status=Status.DELIVERED,
+        currency="EUR",
+        correlation_id="",
+    )
+    orders = Orders(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    orders.save_orders(stored)
+
+    read = orders.get_order(stored.id)
+
+    assert (read.status, read.version) == ("delivered", 1)
+    assert [entry.status for entry in orders.history(stored.id)] == ["delivered"]
 
 
 @pytest.mark.parametrize(

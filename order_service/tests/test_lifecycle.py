@@ -44,13 +44,19 @@ def orders() -> Iterator[Orders]:
 
 
 def order_in(status: Status, *, paid: bool = False) -> Order:
-    order = Order.place(
-        order_id=uuid.uuid4(),
+    """An order whose one Placed event holds `status`. Order.place starts a new order only
+    pending or confirmed; orders stored before that rule may hold any status, and the
+    lifecycle and payment rules must hold for them too."""
+    order = Order._create(
+        Order.Placed,
+        id=uuid.uuid4(),
         customer_id=1,
         product_name="Widget",
         quantity=1,
-        price=Decimal("5"),
+        price=Decimal("5.00"),
         status=status,
+        currency="EUR",
+        correlation_id="",
     )
     if paid:
         order.record_payment(payment_id=uuid.uuid4(), succeeded=True)

@@ -114,6 +114,22 @@ def test_a_body_that_is_not_json_is_a_400_whatever_its_bytes(body: bytes) -> Non
     assert (refused.value.status, refused.value.code) == (400, "malformed_json")
 
 
+@pytest.mark.parametrize("status", ["shipped", "delivered", "cancelled"])
+def test_a_status_a_new_order_cannot_have_is_an_invalid_status_naming_the_field(
+    status: str,
+) -> None:
+    with pytest.raises(ProblemError) as refused:
+        parse_place_order({**VALID, "status": status})
+
+    assert (refused.value.status, refused.value.code) == (422, "invalid_status")
+    assert [e.field for e in refused.value.errors] == ["status"]
+
+
+def test_a_new_order_may_be_pending_or_confirmed() -> None:
+    assert parse_place_order({**VALID, "status": "confirmed"}).status is Status.CONFIRMED
+    assert parse_place_order({**VALID, "status": "pending"}).status is Status.PENDING
+
+
 @pytest.mark.parametrize(
     ("field", "number"),
     [

@@ -313,6 +313,12 @@ CORPUS: list[tuple[str, str, Request, int]] = [
     ),
     (
         "orders",
+        "a delivered new order",
+        Request("POST", b"/api/v1/orders", JSON, order_with(b', "status": "delivered"')),
+        422,
+    ),
+    (
+        "orders",
         "a limit of 5,000 digits",
         Request("GET", b"/api/v1/orders?limit=" + b"9" * 5000),
         422,

@@ -105,6 +105,34 @@ def test_a_rule_break_is_a_422_naming_the_field_and_stores_nothing(
     assert system.stored_orders() == orders
 
 
+@pytest.mark.parametrize("status", ["shipped", "delivered", "cancelled"])
+def test_an_order_cannot_be_created_shipped_delivered_or_cancelled(
+    system: System, status: str
+) -> None:
+    # It would never be paid (5,000 fails the payment) and yet stay shipped or delivered.
+    orders = system.stored_orders()
+
+    response = post_order(system, {**WIDGET, "price": "5000.00", "status": status})
+
+    assert response.status_code == 422
+    problem = response.json()
+    assert problem["code"] == "invalid_status"
+    assert [e["field"] for e in problem["errors"]] == ["status"]
+    assert system.stored_orders() == orders
+
+
+def test_an_order_may_be_created_confirmed_and_still_waits_for_its_payment(
+    system: System,
+) -> None:
+    response = post_order(system, {**WIDGET, "status": "confirmed"})
+
+    assert response.status_code == 201
+    assert (response.json()["status"], response.json()["payment_status"]) == (
+        "confirmed",
+        "pending",
+    )
+
+
 def test_an_unknown_customer_is_a_422_and_stores_nothing(system: System) -> None:
     orders = system.stored_orders()
 
