@@ -435,6 +435,22 @@ async def rabbitmqctl(*args: str) -> None:
         raise RuntimeError(f"rabbitmqctl {' '.join(args)}: {errors.decode()}")
 
 
+async def rabbitmqctl_rows(*args: str) -> list[list[str]]:
+    """The rows of a `rabbitmqctl list_...` command (no headers), each split into its columns."""
+    process = await asyncio.create_subprocess_exec(
+        "rabbitmqctl",
+        "--quiet",
+        *args,
+        "--no-table-headers",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    rows, errors = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"rabbitmqctl {' '.join(args)}: {errors.decode()}")
+    return [line.split("\t") for line in rows.decode().splitlines() if line]
+
+
 async def publish_raw(
     exchange: str, body: bytes, routing_key: str, headers: dict[str, int | str] | None = None
 ) -> None:
@@ -493,6 +509,28 @@ async def queue_depth(name: str) -> int:
         channel = await connection.channel()
         queue = await channel.declare_queue(name, passive=True)
         return queue.declaration_result.message_count or 0
+
+
+async def unfinished(queue: str) -> int:
+    """Messages in a queue that its consumers have not finished: those waiting, plus those
+    delivered and not yet acknowledged, as the broker counts them now.
+
+    Our consumers acknowledge a message only after its handler returned (servicekit.consumer),
+    however many handlers run at once; so while they keep running, 0 here means every message
+    that reached the queue before (publish_raw returns once the broker confirmed it) has been
+    handled. The waiting ones come from a passive declare, exact; the delivered ones from the
+    channels consuming the queue (`rabbitmqctl list_consumers`, `list_channels`), exact too,
+    and read after the waiting ones, so a message delivered in between is still counted. Not
+    from `rabbitmqctl list_queues`: for a quorum queue (every consumer queue of ours) its
+    counts are a sample refreshed every few seconds, and show 0 for messages just published.
+    """
+    waiting = await queue_depth(queue)
+    consumers, channels = await asyncio.gather(
+        rabbitmqctl_rows("list_consumers", "queue_name", "channel_pid"),
+        rabbitmqctl_rows("list_channels", "pid", "messages_unacknowledged"),
+    )
+    consuming = {channel for name, channel in consumers if name == queue}
+    return waiting + sum(int(count) for channel, count in channels if channel in consuming)
 
 
 async def pg_ctlcluster(action: str) -> None:
