@@ -33,9 +33,22 @@ Step = Callable[[], Awaitable[Any] | Any]  # what it returns is awaited when awa
 class Load:
     created: list[str] = field(default_factory=list)  # ids acknowledged with a 201
     refused: dict[int, int] = field(default_factory=dict)  # status -> count (503s, say)
+    refused_codes: dict[str, int] = field(default_factory=dict)  # "503 code" -> count
     errors: int = 0  # connection errors, timeouts: a request the system never answered
     slowest_refusal: float = 0.0  # seconds: a refusal must be fast, not a hang
     not_problems: int = 0  # refusals whose body is not problem details (RFC 9457)
+    created_after_steps: int = 0  # 201s to orders sent once the last step was done
+
+    def refusal(self, response: httpx.Response, took: float) -> None:
+        status = response.status_code
+        self.refused[status] = self.refused.get(status, 0) + 1
+        self.slowest_refusal = max(self.slowest_refusal, took)
+        if is_problem(response):
+            key = f"{status} {response.json().get('code', '')}"
+        else:
+            self.not_problems += 1
+            key = f"{status} (not a problem document)"
+        self.refused_codes[key] = self.refused_codes.get(key, 0) + 1
 
 
 @dataclass
@@ -44,6 +57,7 @@ class Figures:
     orders: int
     created: int
     refused: dict[int, int]
+    refused_codes: dict[str, int]
     unanswered: int
     slowest_refusal: float
     stored: int
@@ -61,39 +75,57 @@ def body(n: int) -> dict[str, Any]:
     return {"customer_id": 1 + n % 5, "product_name": "fault load", "quantity": 1, "price": price}
 
 
+async def perform(step: Step) -> None:
+    """Run a step off the event loop (stopping a process waits for it to exit), so requests
+    in flight are answered meanwhile; an awaitable it returns is awaited on the loop."""
+    result = await asyncio.to_thread(step)
+    if inspect.isawaitable(result):
+        await result
+
+
 async def drive(system: System, count: int, steps: dict[int, Step]) -> Load:
-    """`count` orders, 16 at a time; steps[k] runs once k orders have been answered."""
+    """`count` orders, 16 at a time; steps[k] runs once k orders have been answered.
+
+    No new order is sent while a step runs, so each step is in place for the orders after
+    it, whatever the step's own duration: a fault is there for the middle third and
+    healed for the last, and `created_after_steps` counts what was created once all had run.
+    """
     load = Load()
     answered = 0
     lock = asyncio.Lock()
+    steps_done = asyncio.Event()
+    sending = asyncio.Event()
+    sending.set()
+    if not steps:
+        steps_done.set()
     numbers = iter(range(count))
     async with httpx.AsyncClient(base_url=system.orders.url, timeout=10) as client:
 
         async def worker() -> None:
             nonlocal answered
             for n in numbers:
+                await sending.wait()
+                after_steps = steps_done.is_set()
                 try:
                     sent = time.monotonic()
                     response = await client.post("/api/v1/orders", json=body(n))
                     if response.status_code == 201:
                         load.created.append(response.json()["id"])
+                        load.created_after_steps += after_steps
                     else:
-                        load.refused[response.status_code] = (
-                            load.refused.get(response.status_code, 0) + 1
-                        )
-                        took = time.monotonic() - sent
-                        load.slowest_refusal = max(load.slowest_refusal, took)
-                        if not is_problem(response):
-                            load.not_problems += 1
+                        load.refusal(response, time.monotonic() - sent)
                 except httpx.HTTPError:
                     load.errors += 1
                 async with lock:
                     answered += 1
                     step = steps.pop(answered, None)
                     if step is not None:
-                        result = step()
-                        if inspect.isawaitable(result):
-                            await result
+                        sending.clear()
+                if step is not None:
+                    await perform(step)
+                    if not steps:
+                        steps_done.set()
+                    sending.set()
 
         await asyncio.gather(*(worker() for _ in range(16)))
     return load
@@ -180,8 +212,12 @@ async def run_scenario(
     *,
     orders: int = ORDERS,
     commits_may_go_unheard: bool = False,
+    refusals: frozenset[str] = frozenset(),
 ) -> Figures:
     """Load, fault at a third, heal at two thirds, settle, check; the figures.
+
+    `refusals` names the problems ("503 database_unavailable", say) the fault may cause;
+    any other refusal fails the scenario, told apart by its problem code.
 
     With `commits_may_go_unheard` (the database itself goes away), an order may be stored
     whose client was answered 503: its COMMIT went through and the connection died before
@@ -204,6 +240,7 @@ async def run_scenario(
         orders=orders,
         created=len(load.created),
         refused=load.refused,
+        refused_codes=load.refused_codes,
         unanswered=load.errors,
         slowest_refusal=load.slowest_refusal,
         stored=stored,
@@ -219,6 +256,9 @@ async def run_scenario(
     assert figures.lost == 0, figures
     assert figures.unanswered == 0, figures  # every request answered, none hung or dropped
     assert load.not_problems == 0, load  # every refusal says why, as problem details
+    assert set(load.refused_codes) <= refusals, figures  # and for a reason the fault explains
+    if heal is not None:
+        assert load.created_after_steps > 0, figures  # orders flowed again once healed
     unheard_limit = load.refused.get(503, 0) if commits_may_go_unheard else 0
     assert 0 <= figures.stored_though_refused <= unheard_limit, figures
     assert figures.counted == figures.stored, figures  # each stored order counted exactly once

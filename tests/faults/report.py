@@ -19,7 +19,12 @@ checks: every order acknowledged with a 201 is stored, counted exactly once in o
 per order, one Paid or PaymentFailed event on it). It also checks that every request was
 answered, and every refusal as problem details. `lost` is acknowledged orders not stored;
 `duplicates absorbed` is messages the orders_count projection dropped by position;
-`slowest refusal` is the longest a refused request waited for its answer.
+`refused` gives each refusal's status and problem code, so an unexpected one stands out
+(each scenario names the refusals its fault may cause; any other fails it); `slowest
+refusal` is the longest a refused request waited for its answer. No new order is sent
+while a fault or its healing is being put in place (both run off the test's event loop,
+so requests in flight are answered meanwhile), and each scenario with a healing step
+checks that orders were created again after it.
 `stored though refused` is orders whose COMMIT went through while Postgres was shutting
 down, after which the connection died before the answer reached the order service, so the
 client got a 503: no client of any database can tell that from a failure. Such an order is
@@ -34,7 +39,10 @@ the first refusal and 0.5 s for the next; `docs/decisions/0009-fail-fast-databas
 Order creation is refused there by the customer lookup: the customer service has lost its
 database too, and its pool fails fast the same way. With the customer service stopped, the
 slowest refusals are the order service's attempts to reach it (0.5 s connect timeout, one
-retry) before its circuit opens.
+retry) before its circuit opens. Because the load's five customers may all be in the
+order service's cache for the whole outage, that scenario also asks, once stopped and
+once restarted, for an order for a customer no one has: it must be a fast 503 while the
+customer service is down and a 422 `customer_not_found` once it is back.
 
 Reproduce with `make faults` (5,000 orders per scenario, the suite three times in a row);
 `make test` runs the same scenarios with 150 orders each.
@@ -59,7 +67,7 @@ def render(rows: list[dict[str, Any]], measured: datetime) -> str:
     ]
     for scenario, runs in by_scenario.items():
         for number, r in enumerate(runs, 1):
-            refused = ", ".join(f"{n:,} x {code}" for code, n in r["refused"].items()) or "0"
+            refused = ", ".join(f"{n:,} x {why}" for why, n in r["refused_codes"].items()) or "0"
             slowest = f"{r['slowest_refusal']:.2f} s" if r["refused"] else "-"
             lines.append(
                 f"| {scenario} | {number} | {r['orders']:,} | {r['created']:,} | {refused} |"
