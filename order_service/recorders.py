@@ -11,6 +11,7 @@ import itertools
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+import msgspec
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.popo import POPOApplicationRecorder
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
@@ -53,16 +54,24 @@ _TYPES = {
     "cancellation_reason": "text",
 }
 _COLUMNS = tuple(_TYPES)
+# What a newer version of an order changes in its row; the rest is fixed when it is placed.
+_UPDATED = ("status", "payment_status", "version", "updated_at", "cancellation_reason")
 
 
-def _column_arrays(views: Sequence[OrderView]) -> list[list[Any]]:
-    """One array per column; one row per order, its newest version (an upsert may not touch
-    a row twice in one statement)."""
+def _newest(views: Sequence[OrderView]) -> list[OrderView]:
+    """One view per order, its newest version, in the order the orders first appear."""
     newest: dict[Any, OrderView] = {}
     for view in views:
         if view.id not in newest or newest[view.id].version < view.version:
             newest[view.id] = view
-    return [[getattr(view, column) for view in newest.values()] for column in _COLUMNS]
+    return list(newest.values())
+
+
+def _column_arrays(views: Sequence[OrderView]) -> list[list[Any]]:
+    """One array per column; one row per order (an upsert may not touch a row twice in one
+    statement)."""
+    rows = _newest(views)
+    return [[getattr(view, column) for view in rows] for column in _COLUMNS]
 
 
 class PostgresOrderRecorder(PostgresApplicationRecorder):
@@ -96,12 +105,15 @@ class PostgresOrderRecorder(PostgresApplicationRecorder):
         arrays = SQL(", ").join(SQL("%s::{}[]").format(SQL(t)) for t in _TYPES.values())
         self._upsert = SQL(
             "INSERT INTO {t} ({columns}) SELECT * FROM unnest({arrays})"
-            " ON CONFLICT (id) DO UPDATE SET status = excluded.status,"
-            " payment_status = excluded.payment_status,"
-            " version = excluded.version, updated_at = excluded.updated_at,"
-            " cancellation_reason = excluded.cancellation_reason"
-            " WHERE {t}.version < excluded.version"
-        ).format(t=table, columns=columns, arrays=arrays)
+            " ON CONFLICT (id) DO UPDATE SET {updates} WHERE {t}.version < excluded.version"
+        ).format(
+            t=table,
+            columns=columns,
+            arrays=arrays,
+            updates=SQL(", ").join(
+                SQL("{c} = excluded.{c}").format(c=Identifier(c)) for c in _UPDATED
+            ),
+        )
         self._select = SQL(
             "SELECT seq, {columns} FROM {t}"
             " WHERE (%(customer)s::bigint IS NULL OR customer_id = %(customer)s)"
@@ -128,7 +140,8 @@ class PostgresOrderRecorder(PostgresApplicationRecorder):
 
 
 class InMemoryOrderRecorder(POPOApplicationRecorder):
-    """The same summary semantics without a database, for unit tests."""
+    """The same summary semantics without a database, for unit tests (order_service/tests/
+    test_summaries.py runs the same tests against both)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -140,11 +153,20 @@ class InMemoryOrderRecorder(POPOApplicationRecorder):
     ) -> Sequence[int] | None:
         with self._database_lock:  # events and summaries change together or not at all
             ids = super().insert_events(stored_events, **kwargs)
-            for view in kwargs.get("order_views", ()):
-                seq, old = self._summaries.get(view.id, (next(self._seq), None))
-                if old is None or old.version < view.version:
-                    self._summaries[view.id] = (seq, view)
+            for view in _newest(kwargs.get("order_views", ())):
+                self._upsert(view)
             return ids
+
+    def _upsert(self, view: OrderView) -> None:
+        """As the Postgres upsert: a new order gets the next position; a newer version of a
+        listed one changes only the _UPDATED fields, in place."""
+        if view.id not in self._summaries:
+            self._summaries[view.id] = (next(self._seq), view)
+            return
+        seq, old = self._summaries[view.id]
+        if old.version < view.version:
+            changes = {field: getattr(view, field) for field in _UPDATED}
+            self._summaries[view.id] = (seq, msgspec.structs.replace(old, **changes))
 
     def select_order_page(
         self, *, customer_id: int | None, limit: int, before: int | None

@@ -14,7 +14,6 @@ from order_service.application import (
     Orders,
     PlaceOrder,
 )
-from order_service.domain import Status
 
 
 @pytest.fixture
@@ -75,36 +74,3 @@ def test_existing_placement_finds_only_keys_that_were_used(orders: Orders) -> No
 
     assert orders.existing_placement("k-3", widget()) == placed.order
     assert orders.existing_placement("never-used", widget()) is None
-
-
-def test_listing_is_newest_first_and_pages_with_a_position(orders: Orders) -> None:
-    ids = [orders.place(widget(customer_id=7)).order.id for _ in range(5)]
-    orders.place(widget(customer_id=8))
-
-    first = orders.list_orders(customer_id=7, limit=2)
-    second = orders.list_orders(customer_id=7, limit=2, before=first.next_position)
-    last = orders.list_orders(customer_id=7, limit=2, before=second.next_position)
-
-    pages = [[o.id for o in page.orders] for page in (first, second, last)]
-    assert pages == [ids[4:2:-1], ids[2:0:-1], ids[0:1]]
-    assert last.next_position is None
-
-
-def test_listing_without_a_customer_lists_every_order(orders: Orders) -> None:
-    orders.place(widget(customer_id=1))
-    orders.place(widget(customer_id=2))
-
-    assert len(orders.list_orders(customer_id=None, limit=50).orders) == 2
-
-
-def test_an_order_placed_in_another_status_is_listed_with_it(orders: Orders) -> None:
-    command = PlaceOrder(
-        customer_id=3,
-        product_name="Gadget",
-        quantity=1,
-        price=Decimal("1"),
-        status=Status.CONFIRMED,
-    )
-    orders.place(command)
-
-    assert orders.list_orders(customer_id=3, limit=1).orders[0].status == "confirmed"

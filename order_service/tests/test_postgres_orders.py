@@ -41,14 +41,6 @@ def widget(customer_id: int, quantity: int = 1) -> PlaceOrder:
     )
 
 
-def test_an_order_is_listed_the_moment_its_save_returns(orders: Orders) -> None:
-    placed = orders.place(widget(customer_id=101))
-
-    listed = orders.list_orders(customer_id=101, limit=5).orders
-
-    assert listed == [placed.order]
-
-
 def test_a_refused_save_leaves_neither_event_nor_summary(
     orders: Orders, database: PostgresSettings
 ) -> None:
@@ -79,20 +71,6 @@ def test_concurrent_duplicates_of_one_key_create_exactly_one_order(
     assert len({p.order.id for p in placements}) == 1
     assert count(database, "orders_events") == events + 1
     assert len(orders.list_orders(customer_id=103, limit=50).orders) == 1
-
-
-def test_pages_cover_every_order_once_newest_first(orders: Orders) -> None:
-    placed = [orders.place(widget(customer_id=104, quantity=n)).order.id for n in range(1, 8)]
-
-    seen, before = [], None
-    while True:
-        page = orders.list_orders(customer_id=104, limit=3, before=before)
-        seen += [o.id for o in page.orders]
-        if page.next_position is None:
-            break
-        before = page.next_position
-
-    assert seen == placed[::-1]
 
 
 def test_an_order_reads_back_as_it_was_stored(orders: Orders) -> None:
