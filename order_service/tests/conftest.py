@@ -1,8 +1,11 @@
-"""The order API in process, on a real Postgres, with a scripted customer service."""
+"""Shared by the order service's tests: orders as stored, and the API in process on a real
+Postgres with a scripted customer service."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
 
 import psycopg
 import pytest
@@ -10,6 +13,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from order_service.api import create_app
+from order_service.domain import Order, Status
 from order_service.settings import Settings
 from servicekit.postgres import PostgresSettings
 from tests.support import Databases, ScriptedPeer
@@ -42,3 +46,20 @@ def stored_events(database: PostgresSettings) -> int:
         row = conn.execute("SELECT count(*) FROM orders_events").fetchone()
         assert row is not None
         return int(row[0])
+
+
+def stored_order(status: Status, price: Decimal = Decimal("5.00")) -> Order:
+    """An order whose one Placed event holds `status`, made past Order.place. A new order
+    starts only pending or confirmed; orders stored before that rule may hold any status,
+    and every rule must still hold for them."""
+    return Order._create(
+        Order.Placed,
+        id=uuid.uuid4(),
+        customer_id=1,
+        product_name="Widget",
+        quantity=1,
+        price=price,
+        status=status,
+        currency="EUR",
+        correlation_id="",
+    )

@@ -9,6 +9,7 @@ import pytest
 
 from order_service.application import Orders
 from order_service.domain import InvalidOrderError, Order, Status, rule_violations
+from order_service.tests.conftest import stored_order
 
 
 def place(**overrides: object) -> Order:
@@ -63,17 +64,7 @@ def test_an_order_cannot_be_placed_shipped_delivered_or_cancelled(status: Status
 
 def test_an_order_stored_placed_delivered_before_the_rule_still_replays() -> None:
     # Such orders were stored before the rule existed: replay runs event bodies, never rules.
-    stored = Order._create(
-        Order.Placed,
-        id=uuid.uuid4(),
-        customer_id=1,
-        product_name="Widget",
-        quantity=1,
-        price=Decimal("5000.00"),
-        status=Status.DELIVERED,
-        currency="EUR",
-        correlation_id="",
-    )
+    stored = stored_order(Status.DELIVERED, Decimal("5000.00"))
     orders = Orders(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
     orders.save_orders(stored)
 

@@ -26,6 +26,7 @@ from order_service.domain import (
     PaymentStatus,
     Status,
 )
+from order_service.tests.conftest import stored_order
 
 COMMANDS = {
     Status.CONFIRMED: "confirm",
@@ -44,20 +45,7 @@ def orders() -> Iterator[Orders]:
 
 
 def order_in(status: Status, *, paid: bool = False) -> Order:
-    """An order whose one Placed event holds `status`. Order.place starts a new order only
-    pending or confirmed; orders stored before that rule may hold any status, and the
-    lifecycle and payment rules must hold for them too."""
-    order = Order._create(
-        Order.Placed,
-        id=uuid.uuid4(),
-        customer_id=1,
-        product_name="Widget",
-        quantity=1,
-        price=Decimal("5.00"),
-        status=status,
-        currency="EUR",
-        correlation_id="",
-    )
+    order = stored_order(status)  # any status: the lifecycle holds for stored ones too
     if paid:
         order.record_payment(payment_id=uuid.uuid4(), succeeded=True)
     return order
