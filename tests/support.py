@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -118,7 +119,11 @@ class ServiceProcess:
             "--port",
             str(self.port),
         ]
-        self.process = subprocess.Popen(argv, env={**os.environ, **self.env}, cwd=ROOT)
+        # A session of its own: granian's workers are its children, and a stop that has to
+        # kill must take them too, not leave one running on its own.
+        self.process = subprocess.Popen(
+            argv, env={**os.environ, **self.env}, cwd=ROOT, start_new_session=True
+        )
         wait_until_ready(f"{self.url}/health/ready", self.process)
         return self
 
@@ -131,6 +136,8 @@ class ServiceProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        with contextlib.suppress(ProcessLookupError):  # none left: the usual case
+            os.killpg(self.process.pid, signal.SIGKILL)  # a worker that outlived the server
 
 
 class LoopbackServer:
