@@ -58,8 +58,10 @@ def parse_whole(text: str, high: int = MAX_BIGINT) -> int | None:
     The length is checked before int() reads the digits, so a 60,000-digit number costs
     nothing and never reaches int()'s own limit (a ValueError, and so a 500).
     """
+    if not ascii_digits(text):  # "" included: an empty parameter is no number
+        return None
     digits = text.lstrip("0") or "0"
-    if not ascii_digits(digits) or len(digits) > len(str(high)):
+    if len(digits) > len(str(high)):
         return None
     value = int(digits)
     return value if value <= high else None

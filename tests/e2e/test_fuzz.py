@@ -343,6 +343,12 @@ CORPUS: list[tuple[str, str, Request, int]] = [
     ),
     (
         "orders",
+        "an empty feed position",
+        Request("GET", b"/api/v1/events?after="),
+        422,
+    ),
+    (
+        "orders",
         "a feed position past any bigint",
         Request("GET", b"/api/v1/events?after=99999999999999999999"),
         422,
