@@ -45,7 +45,7 @@ fuzz: $(STAMP) ## hostile bytes to every endpoint, FUZZ_EXAMPLES each (make test
 	$(BIN)/ordersystem preflight
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_RANDOM=1 $(BIN)/pytest -q -p no:cacheprovider tests/e2e/test_fuzz.py
 
-bench: $(STAMP) ## benchmarks (several minutes): writes docs/benchmarks.md
+bench: $(STAMP) ## benchmarks, side by side with the baseline (about half an hour): writes docs/benchmarks.md
 	$(BIN)/ordersystem preflight
 	$(BIN)/python -m bench
 

@@ -2,7 +2,9 @@
 
 Starts what it measures on databases, exchanges and queues of its own, removes them after,
 and writes docs/benchmarks.md. BENCH_REBUILD_EVENTS sets the size of the rebuild (default
-1,000,000); BENCH_QUICK=1 shrinks every scenario for a smoke run.
+1,000,000); BENCH_QUICK=1 shrinks every scenario for a smoke run; BENCH_ROUNDS sets the
+rounds of the side-by-side comparison with the baseline (default 3); BENCH_ONLY=compare runs
+only that comparison.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 import os
 import platform
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,11 +22,13 @@ from typing import Any
 
 import psycopg
 
-from bench import scenarios
+from bench import compare, scenarios
 from servicekit.postgres import PostgresSettings
 from tests.support import Databases
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+PLOT = DOCS.with_name("benchmarks-load.png")
+QUICK_PLOT = Path(tempfile.gettempdir()) / "benchmarks-load.png"  # a smoke run's, not kept
 COMMAND = "make bench"
 
 
@@ -58,7 +63,14 @@ async def measure(quick: bool) -> dict[str, Any]:
     databases = Databases()
     prefix = scenarios.bench_prefix()
     results: dict[str, Any] = {}
+    rounds = int(os.environ.get("BENCH_ROUNDS", "1" if quick else "3"))
     try:
+        say(f"this project beside the conventional baseline, {rounds} rounds interleaved")
+        results["compare"] = await compare.compare(
+            databases, prefix, rounds=rounds, seconds=3 if quick else 10, say=say
+        )
+        if os.environ.get("BENCH_ONLY") == "compare":
+            return results
         say("event store appends: single save vs group commit")
         results["appends"] = scenarios.appends(databases, orders=500 if quick else 4000)
         for config, whole in (("path", False), ("whole", True)):
@@ -147,7 +159,48 @@ def _cpu_table(h: dict[str, Any], label: str) -> list[str]:
     ]
 
 
+def comparison(runs: dict[str, list[dict[str, Any]]], plot: str) -> list[str]:
+    rounds = len(runs["project"])
+    return [
+        "## This project beside the conventional design",
+        "",
+        "The baseline (`bench/baseline/`, a benchmark fixture) is CRUD plus a transactional",
+        "outbox in the same libraries: the order row and its outbox row in one transaction, a",
+        "SKIP LOCKED publisher with batched confirms, consumers that dedup by event id in a",
+        "`processed_events` table, the same payment flow. Both run every process of the whole",
+        f"system; each measured alone, the other stopped, {rounds} rounds interleaved. Latencies",
+        "are timed from when each request was due; *visible* and *settled* from then until",
+        "the order is counted in orders_count and until its payment outcome is recorded.",
+        "CPU per order is the whole machine's busy time (load generator included) over the",
+        "load and until everything settled, divided by the orders. Saturation is the highest",
+        "POST rate after which everything is counted and settled within"
+        f" {compare.SETTLE_WITHIN:.0f} s.",
+        "",
+        *compare.table(runs),
+        "",
+        f"![CPU per order and POST p99 against the rate]({plot})",
+        "",
+        *compare.cpu_table(runs, 100),
+        *compare.cpu_table(runs, 200),
+    ]
+
+
 def report(results: dict[str, Any]) -> str:
+    header = [
+        "# Benchmarks",
+        "",
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `{COMMAND}` on {machine()}.",
+        "Every figure comes from one run; compare within the run (the machine is shared and",
+        "noisy). The load generator runs on the same two cores.",
+        "",
+    ]
+    lines = [*header, *comparison(results["compare"], PLOT.name)]
+    if "appends" in results:
+        lines += ["## Each part of this project", "", *parts(results)]
+    return "\n".join(lines)
+
+
+def parts(results: dict[str, Any]) -> list[str]:
     a, r, p, b = results["appends"], results["relay"], results["projection"], results["rebuild"]
     m = {**results["memory_path"], **results["memory_whole"]}
     peak = max([*m.values(), b["orders_api_peak_mb"]])
@@ -164,35 +217,31 @@ def report(results: dict[str, Any]) -> str:
         (
             "relay vs plain publish-with-confirms loop",
             f"{r['relay_per_s']:,.0f} vs {r['plain_per_s']:,.0f} msg/s = **{r['ratio']:.0%}**",
-            ">= 80%",
-            r["ratio"] >= 0.8,
+            ">= 90%",
+            r["ratio"] >= 0.9,
         ),
         (
             f"projection catch-up on a backlog of {p['backlog']:,}, vs plain consume",
-            f"**{p['projector_per_s']:,.0f}/s** vs {p['plain_per_s']:,.0f}/s = {p['ratio']:.0%}",
-            ">= 8,000/s",
-            p["projector_per_s"] >= 8000,
+            f"{p['projector_per_s']:,.0f}/s vs {p['plain_per_s']:,.0f}/s = **{p['ratio']:.0%}**",
+            ">= 90%",
+            p["ratio"] >= 0.9,
         ),
         (
             f"rebuild of {b['events']:,} events from the feed",
             f"**{b['seconds']:.1f} s** ({b['per_s']:,.0f} events/s; "
             f"filling the store took {b['fill_seconds']:.0f} s)",
-            "<= 30 s for 1,000,000",
-            b["seconds"] <= 30 * b["events"] / 1_000_000,
+            "<= 15 s for 1,000,000",
+            b["seconds"] <= 15 * b["events"] / 1_000_000,
         ),
         ("peak resident memory, largest process", f"**{peak:.0f} MB**", "<= 200 MB", peak <= 200),
     ]
-    lines = [
-        "# Benchmarks",
-        "",
-        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `{COMMAND}` on {machine()}.",
-        "Every figure comes from one run; compare within the run (the machine is shared and",
-        "noisy). Latencies are open loop at a fixed rate, timed from when each request was due",
-        "(coordinated omission corrected). The load generator runs on the same two cores.",
-        "Two configurations: the *order path* runs what creating and counting an order needs",
-        "(customer and order APIs, the order relay, the orders-count projector); the *whole",
-        "system* adds the payment API, its processor and relay, the payment-results consumer",
-        "and the second projector, so every order also drives a payment.",
+    return [
+        "Latencies are open loop at a fixed rate, timed from when each request was due",
+        "(coordinated omission corrected). Two configurations: the *order path* runs what",
+        "creating and counting an order needs (customer and order APIs, the order relay,",
+        "the orders-count projector); the *whole system* adds the payment API, its",
+        "processor and relay, the payment-results consumer and the second projector, so",
+        "every order also drives a payment.",
         "",
         "| what | measured | goal | |",
         "| --- | --- | --- | --- |",
@@ -209,7 +258,6 @@ def report(results: dict[str, Any]) -> str:
         f"- orders API serving the rebuild's feed: {b['orders_api_peak_mb']:.0f} MB",
         "",
     ]
-    return "\n".join(lines)
 
 
 def main() -> int:
@@ -218,9 +266,11 @@ def main() -> int:
     results = asyncio.run(measure(quick))
     text = report(results)
     if quick:
+        compare.plot(results["compare"], QUICK_PLOT)
         print(text)
-        say("quick run: docs/benchmarks.md left as it was")
+        say(f"quick run: docs/benchmarks.md left as it was (the plot is in {QUICK_PLOT})")
     else:
+        compare.plot(results["compare"], PLOT)
         DOCS.write_text(text + NOTES_MARKER + _kept_notes())
         say(f"wrote {DOCS}")
     print(results, file=sys.stderr)

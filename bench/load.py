@@ -65,9 +65,12 @@ def _session(connections: int) -> aiohttp.ClientSession:
     )
 
 
-async def open_loop(url: str, body: Body, *, rate: float, seconds: float) -> Result:
-    """`rate` requests per second for `seconds`, each timed from when it was due."""
-    result = Result()
+async def open_loop(
+    url: str, body: Body, *, rate: float, seconds: float, into: Result | None = None
+) -> Result:
+    """`rate` requests per second for `seconds`, each timed from when it was due; `into`
+    is filled as answers arrive, for a watcher that follows the orders while they flow."""
+    result = into if into is not None else Result()
     count = int(rate * seconds)
     async with _session(512) as session:
         start = time.monotonic()
@@ -83,9 +86,11 @@ async def open_loop(url: str, body: Body, *, rate: float, seconds: float) -> Res
     return result
 
 
-async def closed_loop(url: str, body: Body, *, workers: int, seconds: float) -> Result:
+async def closed_loop(
+    url: str, body: Body, *, workers: int, seconds: float, into: Result | None = None
+) -> Result:
     """As fast as `workers` concurrent clients go, for `seconds`."""
-    result = Result()
+    result = into if into is not None else Result()
     counter = iter(range(10**9))
     async with _session(workers) as session:
         start = time.monotonic()

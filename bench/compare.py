@@ -1,0 +1,401 @@
+"""This project beside the conventional design (bench/baseline), at every load, in one run.
+
+Each round measures both systems in turn (the order alternates between rounds), one at a
+time with the other stopped, and waits for the machine to go quiet before every load. For
+each system and each open-loop rate it records the POST latency (timed from when each
+request was due), the time from that moment until the order is counted in orders_count
+and until its payment outcome is recorded, and the CPU used per order by every process
+and by the whole machine (from /proc), over the load and until everything was settled.
+Saturation is the highest POST rate the whole pipeline sustains: every order counted and
+settled within SETTLE_WITHIN seconds of the load stopping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from bench import scenarios
+from bench.baseline import stack as baseline
+from bench.load import Result, closed_loop, open_loop
+from tests.support import Databases, eventually, queue_exists
+
+RATES = (50, 100, 200, 400)
+SETTLE_WITHIN = 5.0  # seconds after the load stops: past it, a rate is not sustained
+SAMPLE = 0.005  # seconds between two looks at what is counted and settled
+Among = Callable[[list[str]], Awaitable[set[str]]]
+
+
+@dataclass
+class Subject:
+    """One system under load: where orders go, its processes, and how to see an order
+    counted and settled."""
+
+    name: str
+    orders_url: str
+    pids: Callable[[], dict[str, list[int]]]
+    counted: Among
+    settled: Among
+    close: Callable[[], Awaitable[None]]
+
+
+def order(i: int) -> dict[str, Any]:
+    price = "1200.00" if i % 10 == 0 else "9.99"  # some payments fail, as in real traffic
+    return {"customer_id": 1 + i % 5, "product_name": "bench", "quantity": 1, "price": price}
+
+
+# --- the two systems ------------------------------------------------------------------
+
+
+async def project(databases: Databases, prefix: str) -> Subject:
+    stack = await asyncio.to_thread(scenarios.start_stack, databases, prefix, whole=True)
+    for queue in stack.queues:  # a relay holds back what no queue is bound for yet
+        await eventually(partial(queue_exists, queue), within=30, what=f"queue {queue}")
+    orders = await psycopg.AsyncConnection.connect(stack.orders_db.conninfo(), autocommit=True)
+    customers = await psycopg.AsyncConnection.connect(
+        stack.customers_db.conninfo(), autocommit=True
+    )
+    positions: dict[str, int] = {}
+
+    async def counted(ids: list[str]) -> set[str]:
+        unknown = [i for i in ids if i not in positions]
+        if unknown:
+            rows = await (
+                await orders.execute(
+                    "SELECT originator_id::text, notification_id FROM orders_events"
+                    " WHERE originator_version = 1 AND originator_id = ANY(%s::uuid[])",
+                    (unknown,),
+                )
+            ).fetchall()
+            positions.update({order_id: int(position) for order_id, position in rows})
+        row = await (
+            await customers.execute(
+                "SELECT position FROM projection_positions WHERE name = 'orders_count'"
+            )
+        ).fetchone()
+        applied = int(row[0]) if row else 0
+        return {i for i in ids if positions.get(i, applied + 1) <= applied}
+
+    async def settled(ids: list[str]) -> set[str]:
+        rows = await (
+            await orders.execute(
+                "SELECT id::text FROM order_summaries"
+                " WHERE payment_status <> 'pending' AND id = ANY(%s::uuid[])",
+                (ids,),
+            )
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    async def close() -> None:
+        await orders.close()
+        await customers.close()
+        await asyncio.to_thread(stack.stop)
+        await stack.delete_messaging()
+
+    return Subject("project", stack.orders.url, stack.pids, counted, settled, close)
+
+
+async def conventional(prefix: str) -> Subject:
+    stack = await asyncio.to_thread(baseline.start_stack, f"{prefix}.baseline")
+    orders = await psycopg.AsyncConnection.connect(stack.conninfo("orders"), autocommit=True)
+    customers = await psycopg.AsyncConnection.connect(stack.conninfo("customers"), autocommit=True)
+
+    def among(conn: psycopg.AsyncConnection[Any], query: str) -> Among:
+        async def found(ids: list[str]) -> set[str]:
+            rows = await (await conn.execute(query, (ids,))).fetchall()
+            return {r[0] for r in rows}
+
+        return found
+
+    async def close() -> None:
+        await orders.close()
+        await customers.close()
+        await asyncio.to_thread(stack.remove)
+
+    return Subject(
+        "baseline",
+        stack.orders.url,
+        stack.pids,
+        among(customers, baseline.COUNTED_AMONG),
+        among(orders, baseline.SETTLED_AMONG),
+        close,
+    )
+
+
+# --- measuring ----------------------------------------------------------------------
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (every core), from /proc/stat."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+async def quiet(within: float = 60.0, below: float = 0.15) -> None:
+    """Wait (bounded) until the machine is idle: a backlog or a previous load left running
+    would otherwise be counted in the next figure."""
+    deadline = time.monotonic() + within
+    calm = 0
+    while time.monotonic() < deadline and calm < 2:
+        before, started = machine_busy_seconds(), time.monotonic()
+        await asyncio.sleep(0.5)  # the length of one sample of the machine's load
+        cores = os.cpu_count() or 1
+        share = (machine_busy_seconds() - before) / (time.monotonic() - started) / cores
+        calm = calm + 1 if share < below else 0
+
+
+@dataclass
+class Watch:
+    """Follows every answered order until it is counted and settled; when each was."""
+
+    result: Result
+    counted_at: dict[str, float] = field(default_factory=dict)
+    settled_at: dict[str, float] = field(default_factory=dict)
+
+    async def follow(self, subject: Subject, load_done: asyncio.Event, within: float) -> None:
+        waiting_count: list[str] = []
+        waiting_settle: list[str] = []
+        learned = 0
+        deadline: float | None = None
+        while True:
+            answered = self.result.responses
+            for response in answered[learned:]:
+                waiting_count.append(response["id"])
+                waiting_settle.append(response["id"])
+            learned = len(answered)
+            now = time.monotonic()
+            for ids, seen, among in (
+                (waiting_count, self.counted_at, subject.counted),
+                (waiting_settle, self.settled_at, subject.settled),
+            ):
+                if ids:
+                    found = await among(ids)
+                    seen.update(dict.fromkeys(found, now))
+                    ids[:] = [i for i in ids if i not in found]
+            if load_done.is_set():
+                deadline = deadline or time.monotonic() + within
+                if (not waiting_count and not waiting_settle) or time.monotonic() > deadline:
+                    return
+            await asyncio.sleep(SAMPLE)
+
+    def latencies(self, seen: dict[str, float]) -> list[float]:
+        dues = dict(zip((r["id"] for r in self.result.responses), self.result.dues, strict=True))
+        return [when - dues[order_id] for order_id, when in seen.items()]
+
+
+def percentile(values: list[float], share: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return 1000 * ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+async def load(subject: Subject, *, rate: float | None, seconds: float) -> dict[str, Any]:
+    """One load (open loop at `rate`, or closed loop with 64 clients when None), followed
+    until settled; its figures."""
+    await quiet()
+    url = f"{subject.orders_url}/api/v1/orders"
+    families = subject.pids()
+    cpu_before = {name: scenarios.cpu_seconds(pids) for name, pids in families.items()}
+    machine_before, started = machine_busy_seconds(), time.monotonic()
+    result, done = Result(), asyncio.Event()
+    watch = Watch(result)
+    follower = asyncio.create_task(watch.follow(subject, done, within=30))
+    if rate is None:
+        await closed_loop(url, order, workers=64, seconds=seconds, into=result)
+    else:
+        await open_loop(url, order, rate=rate, seconds=seconds, into=result)
+    ended = time.monotonic()
+    done.set()
+    await follower
+    settled_after = max([*watch.counted_at.values(), *watch.settled_at.values(), ended]) - ended
+    orders = max(1, result.ok)
+    cpu = {
+        name: (scenarios.cpu_seconds(pids) - cpu_before[name]) * 1000 / orders
+        for name, pids in families.items()
+    }
+    return {
+        "rate": rate,
+        "achieved_per_s": result.ok / (ended - started),
+        "orders": result.ok,
+        "errors": result.errors,
+        "post_p50_ms": result.percentile(0.50),
+        "post_p99_ms": result.percentile(0.99),
+        "counted_p50_ms": percentile(watch.latencies(watch.counted_at), 0.50),
+        "counted_p99_ms": percentile(watch.latencies(watch.counted_at), 0.99),
+        "settled_p50_ms": percentile(watch.latencies(watch.settled_at), 0.50),
+        "settled_p99_ms": percentile(watch.latencies(watch.settled_at), 0.99),
+        "unsettled": result.ok - min(len(watch.counted_at), len(watch.settled_at)),
+        "settled_after_s": settled_after,
+        "cpu_ms_per_order": cpu,
+        "machine_cpu_ms_per_order": (machine_busy_seconds() - machine_before) * 1000 / orders,
+    }
+
+
+def sustained(figures: dict[str, Any]) -> bool:
+    return bool(
+        figures["unsettled"] == 0
+        and figures["errors"] == 0
+        and figures["settled_after_s"] <= SETTLE_WITHIN
+    )
+
+
+async def saturation(subject: Subject, seconds: float) -> dict[str, Any]:
+    """The highest POST rate whose orders are all counted and settled within SETTLE_WITHIN
+    of the load stopping: the closed loop's rate if the pipeline keeps up with it, else the
+    highest open-loop rate below it that it does keep up with."""
+    tried = [await load(subject, rate=None, seconds=seconds)]
+    rate = tried[-1]["achieved_per_s"]
+    while not sustained(tried[-1]) and rate > RATES[0] and len(tried) < 6:
+        rate *= 0.8
+        tried.append(await load(subject, rate=rate, seconds=seconds))
+    best = tried[-1] if sustained(tried[-1]) else {**tried[-1], "achieved_per_s": 0.0}
+    return {**best, "tried": [(t["rate"], t["achieved_per_s"], sustained(t)) for t in tried]}
+
+
+async def measure_one(subject: Subject, seconds: float) -> dict[str, Any]:
+    await open_loop(f"{subject.orders_url}/api/v1/orders", order, rate=100, seconds=2)  # warm
+    figures = {f"rate_{rate}": await load(subject, rate=rate, seconds=seconds) for rate in RATES}
+    figures["saturation"] = await saturation(subject, seconds)
+    return figures
+
+
+Starter = Callable[[], Awaitable[Subject]]
+
+
+async def compare(
+    databases: Databases, prefix: str, *, rounds: int, seconds: float, say: Callable[[str], None]
+) -> dict[str, list[dict[str, Any]]]:
+    """Every figure for both systems, `rounds` times, interleaved; one list per system."""
+    starters: dict[str, Starter] = {
+        "project": lambda: project(databases, f"{prefix}.r{len(runs['project'])}"),
+        "baseline": lambda: conventional(f"{prefix}.r{len(runs['baseline'])}"),
+    }
+    runs: dict[str, list[dict[str, Any]]] = {"project": [], "baseline": []}
+    for number in range(rounds):
+        order_of_systems = list(starters) if number % 2 == 0 else list(reversed(starters))
+        for name in order_of_systems:
+            say(f"round {number + 1} of {rounds}: {name}")
+            subject = await starters[name]()
+            try:
+                runs[name].append(await measure_one(subject, seconds))
+            finally:
+                await subject.close()
+    return runs
+
+
+# --- reporting ----------------------------------------------------------------------
+
+# (label, key in a load's figures, which load, lower is better)
+FIGURES: list[tuple[str, str, str, bool]] = [
+    *(
+        (f"POST {which} at {rate}/s (ms)", f"post_{which}_ms", f"rate_{rate}", True)
+        for rate in RATES
+        for which in ("p50", "p99")
+    ),
+    *(
+        (
+            f"POST to orders_count visible, {which} at {rate}/s (ms)",
+            f"counted_{which}_ms",
+            f"rate_{rate}",
+            True,
+        )
+        for rate in RATES
+        for which in ("p50", "p99")
+    ),
+    *(
+        (
+            f"POST to payment settled, {which} at {rate}/s (ms)",
+            f"settled_{which}_ms",
+            f"rate_{rate}",
+            True,
+        )
+        for rate in RATES
+        for which in ("p50", "p99")
+    ),
+    *(
+        (
+            f"CPU per order, whole machine, at {rate}/s (ms)",
+            "machine_cpu_ms_per_order",
+            f"rate_{rate}",
+            True,
+        )
+        for rate in RATES
+    ),
+    (
+        "saturation, sustained by the whole pipeline (orders/s)",
+        "achieved_per_s",
+        "saturation",
+        False,
+    ),
+]
+
+
+def spread(values: list[float]) -> str:
+    return f"{min(values):,.1f}-{max(values):,.1f}"
+
+
+def table(runs: dict[str, list[dict[str, Any]]]) -> list[str]:
+    lines = [
+        "| figure | this project (median; range) | baseline (median; range)"
+        " | ratio project / baseline | project ahead |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for label, key, which, lower_better in FIGURES:
+        ours = [r[which][key] for r in runs["project"]]
+        theirs = [r[which][key] for r in runs["baseline"]]
+        a, b = statistics.median(ours), statistics.median(theirs)
+        ratio = a / b if b else float("inf")
+        ahead = a < b if lower_better else a > b
+        lines.append(
+            f"| {label} | {a:,.1f}; {spread(ours)} | {b:,.1f}; {spread(theirs)}"
+            f" | {ratio:.2f} | {'yes' if ahead else '**no**'} |"
+        )
+    return lines
+
+
+def cpu_table(runs: dict[str, list[dict[str, Any]]], rate: int) -> list[str]:
+    lines = [f"CPU per order at {rate}/s, by process (ms, median of the rounds):", ""]
+    for system, measured in runs.items():
+        per_process: dict[str, list[float]] = {}
+        for run in measured:
+            for name, ms in run[f"rate_{rate}"]["cpu_ms_per_order"].items():
+                per_process.setdefault(name, []).append(ms)
+        shares = sorted(((statistics.median(v), n) for n, v in per_process.items()), reverse=True)
+        lines.append(f"- {system}: " + ", ".join(f"{n} {ms:.2f}" for ms, n in shares if ms >= 0.05))
+    return [*lines, ""]
+
+
+def plot(runs: dict[str, list[dict[str, Any]]], target: Path) -> None:
+    """CPU per order and POST p99 against the rate, both systems, as one PNG."""
+    import matplotlib  # here: only make bench needs it
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figure, (cpu, p99) = pyplot.subplots(1, 2, figsize=(10, 4))
+    for system, measured in runs.items():
+        for axis, key in ((cpu, "machine_cpu_ms_per_order"), (p99, "post_p99_ms")):
+            medians = [
+                statistics.median(r[f"rate_{rate}"][key] for r in measured) for rate in RATES
+            ]
+            axis.plot(RATES, medians, marker="o", label=system)
+    cpu.set(xlabel="orders/s (open loop)", ylabel="CPU ms per order, whole machine", xscale="log")
+    p99.set(xlabel="orders/s (open loop)", ylabel="POST p99 (ms)", xscale="log")
+    for axis in (cpu, p99):
+        axis.minorticks_off()
+        axis.set_xticks(RATES, [str(r) for r in RATES])
+        axis.legend()
+        axis.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(target, dpi=100)
