@@ -20,7 +20,13 @@ from order_service.domain import (
     OrderError,
     PaymentRequiredError,
 )
-from servicekit.problems import FieldError, Problem, ProblemError, problem_response
+from servicekit.problems import (
+    FieldError,
+    Problem,
+    ProblemError,
+    problem_response,
+    validation_failed,
+)
 
 
 def order_not_found(order_id: object) -> ProblemError:
@@ -39,7 +45,7 @@ def order_refused(shape: list[FieldError], broken: list[tuple[str, str]]) -> Pro
         return ProblemError(
             422, "invalid_status", "A new order cannot have this status", errors=errors
         )
-    return ProblemError(422, "validation_failed", "The request breaks a rule", errors=errors)
+    return validation_failed(errors)
 
 
 def _precondition_failed(exc: VersionMismatchError) -> ProblemError:
