@@ -188,16 +188,10 @@ class Watch:
                     return
             await asyncio.sleep(SAMPLE)
 
-    def latencies(self, seen: dict[str, float]) -> list[float]:
+    def latencies(self, seen: dict[str, float]) -> Result:
+        """Each seen order's time from when its POST was due, as a Result to read."""
         dues = dict(zip((r["id"] for r in self.result.responses), self.result.dues, strict=True))
-        return [when - dues[order_id] for order_id, when in seen.items()]
-
-
-def percentile(values: list[float], share: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return 1000 * ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+        return Result(latencies=[when - dues[order_id] for order_id, when in seen.items()])
 
 
 async def load(subject: Subject, *, rate: float | None, seconds: float) -> dict[str, Any]:
@@ -220,6 +214,7 @@ async def load(subject: Subject, *, rate: float | None, seconds: float) -> dict[
     await follower
     settled_after = max([*watch.counted_at.values(), *watch.settled_at.values(), ended]) - ended
     orders = max(1, result.ok)
+    counted, settled = watch.latencies(watch.counted_at), watch.latencies(watch.settled_at)
     cpu = {
         name: (scenarios.cpu_seconds(pids) - cpu_before[name]) * 1000 / orders
         for name, pids in families.items()
@@ -231,10 +226,10 @@ async def load(subject: Subject, *, rate: float | None, seconds: float) -> dict[
         "errors": result.errors,
         "post_p50_ms": result.percentile(0.50),
         "post_p99_ms": result.percentile(0.99),
-        "counted_p50_ms": percentile(watch.latencies(watch.counted_at), 0.50),
-        "counted_p99_ms": percentile(watch.latencies(watch.counted_at), 0.99),
-        "settled_p50_ms": percentile(watch.latencies(watch.settled_at), 0.50),
-        "settled_p99_ms": percentile(watch.latencies(watch.settled_at), 0.99),
+        "counted_p50_ms": counted.percentile(0.50),
+        "counted_p99_ms": counted.percentile(0.99),
+        "settled_p50_ms": settled.percentile(0.50),
+        "settled_p99_ms": settled.percentile(0.99),
         "unsettled": result.ok - min(len(watch.counted_at), len(watch.settled_at)),
         "settled_after_s": settled_after,
         "cpu_ms_per_order": cpu,
