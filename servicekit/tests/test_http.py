@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from servicekit.http import (
     MAX_BIGINT,
     MAX_LIMIT,
+    NON_BLANK_TEXT,
+    WHITESPACE,
     cursor_param,
     encode_cursor,
     page_limit,
@@ -75,3 +79,18 @@ def test_an_empty_parameter_is_a_422_even_where_zero_is_allowed() -> None:
         whole_param("after", "", default=0, low=0, high=MAX_BIGINT)
 
     assert refused.value.errors[0].field == "after"
+
+
+def test_the_pattern_knows_whitespace_as_str_strip_does() -> None:
+    spelled = {chr(c) for c in range(0x110000) if re.fullmatch(f"[{WHITESPACE}]", chr(c))}
+
+    assert spelled == {chr(c) for c in range(0x110000) if chr(c).isspace()}
+
+
+@pytest.mark.parametrize("text", ["\u0085", " \x1c", "\u3000\t", "a\x00"])
+def test_text_the_server_refuses_as_blank_the_pattern_refuses_too(text: str) -> None:
+    assert re.fullmatch(NON_BLANK_TEXT, text) is None
+
+
+def test_text_with_one_visible_character_matches() -> None:
+    assert re.fullmatch(NON_BLANK_TEXT, " \u0085x\u3000")
