@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install run test test-unit lint fmt lock preflight bench bench-ab faults fuzz up down clean
+.PHONY: help install run test test-unit lint fmt lock preflight bench bench-ab profile faults fuzz up down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -49,9 +49,13 @@ bench: $(STAMP) ## benchmarks, side by side with the baseline (about half an hou
 	$(BIN)/ordersystem preflight
 	$(BIN)/python -m bench
 
+profile: $(STAMP) ## py-spy every process of the whole system at PROFILE_RATE orders/s (default 100)
+	$(BIN)/ordersystem preflight
+	$(BIN)/python -m bench.profile
+
 BASE   ?= HEAD~1
 ROUNDS ?= 3
-bench-ab: $(STAMP) ## this checkout vs BASE (a git revision), POST saturation side by side
+bench-ab: $(STAMP) ## this checkout vs BASE (a git revision): the whole system at fixed rates and saturation, interleaved
 	$(BIN)/ordersystem preflight
 	$(BIN)/python -m bench.ab $(BASE) $(ROUNDS)
 

@@ -73,6 +73,8 @@ async def measure(quick: bool) -> dict[str, Any]:
             return results
         say("event store appends: single save vs group commit")
         results["appends"] = scenarios.appends(databases, orders=500 if quick else 4000)
+        say("the library's per-event cost: its JSON transcoder beside a msgspec one")
+        results["transcoding"] = scenarios.transcoding(events=2000 if quick else 20_000)
         for config, whole in (("path", False), ("whole", True)):
             label = "the whole system" if whole else "the order path"
             say(f"HTTP and end to end with {label}")
@@ -140,6 +142,19 @@ def _http_rows(h: dict[str, Any], e: dict[str, Any], label: str) -> list[Row]:
 
 
 Row = tuple[str, str, str, bool]
+
+
+def _transcoding_row(t: dict[str, Any] | None) -> Row:
+    what = "the library's mapper per event, stored and loaded: its JSON transcoder vs msgspec"
+    if t is None:
+        return (what, "not measured in this run", "", True)
+    same = "the same bytes" if t["same_bytes"] else "**different bytes**"
+    return (
+        what,
+        f"{t['json_us']:.1f} vs {t['msgspec_us']:.1f} µs = **{t['ratio']:.2f}x** ({same})",
+        "",
+        True,
+    )
 
 
 def _cpu_table(h: dict[str, Any], label: str) -> list[str]:
@@ -212,6 +227,7 @@ def parts(results: dict[str, Any]) -> list[str]:
             ">= 10x",
             a["ratio"] >= 10,
         ),
+        _transcoding_row(results.get("transcoding")),
         *_http_rows(results["http_path"], results["end_to_end_path"], "order path"),
         *_http_rows(results["http_whole"], results["end_to_end_whole"], "whole system"),
         (

@@ -2,13 +2,15 @@
 
 The machine is shared and its speed moves by tens of percent between runs, so a figure
 from one run says little next to a figure from another. This alternates the two codes in
-one run: a git worktree of BASE and this checkout each start the order path (customer and
-order APIs, the order relay, the orders-count projector) and take 10 s of POST
-/api/v1/orders at saturation, ROUNDS times each, interleaved. It prints each round and the
-ratio of the medians.
+one run: a git worktree of BASE and this checkout each start the whole system and take the
+loads of `make bench`'s comparison (bench/compare.py there): open loop at each of AB_RATES
+orders/s (default 100,200) and a closed loop of 64 clients, AB_SECONDS each (default 10),
+waiting for the machine to go quiet before each. ROUNDS times each, interleaved. It prints
+each round, then for every figure the medians of both and their ratio, and the CPU per order
+of every process.
 
-It runs the scenario code of each revision (bench/scenarios.py there), so BASE must have
-the same `start_stack` and load functions; any revision since this file was added has.
+It runs the comparison code of each revision, so BASE must have bench/compare.py with
+`project` and `load`; any revision since the comparison was added (6b6d2d1) has.
 """
 
 from __future__ import annotations
@@ -20,53 +22,85 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve()
 ROOT = HERE.parent.parent
 
 MEASURE = """
-import asyncio, json
-from bench import scenarios
-from bench.load import closed_loop, open_loop
+import asyncio, json, os
+from bench import compare, scenarios
 from tests.support import Databases
 
 async def main():
     databases = Databases()
-    stack = scenarios.start_stack(databases, scenarios.bench_prefix() + ".ab", whole=False)
+    subject = await compare.project(databases, scenarios.bench_prefix() + ".ab")
+    seconds = float(os.environ.get("AB_SECONDS", "10"))
     try:
-        url = f"{stack.orders.url}/api/v1/orders"
-        await open_loop(url, scenarios._order, rate=200, seconds=2)  # warm up
-        families = stack.pids()
-        api = families["orders API"]
-        before = scenarios.cpu_seconds(api)
-        result = await closed_loop(url, scenarios._order, workers=64, seconds=10)
-        cpu = scenarios.cpu_seconds(api) - before
-        orders = result.rate * result.seconds
-        figures = {"per_s": result.rate, "api_ms_per_order": 1000 * cpu / orders}
+        url = f"{subject.orders_url}/api/v1/orders"
+        await compare.open_loop(url, compare.order, rate=100, seconds=2)  # warm up
+        figures = {}
+        for rate in (int(r) for r in os.environ.get("AB_RATES", "100,200").split(",")):
+            figures[f"{rate}/s"] = await compare.load(subject, rate=rate, seconds=seconds)
+        figures["64 clients"] = await compare.load(subject, rate=None, seconds=seconds)
         print("AB-FIGURES " + json.dumps(figures), flush=True)
     finally:
-        stack.stop()
-        await stack.delete_messaging()
+        await subject.close()
         databases.drop_all()
 
 asyncio.run(main())
 """
 
+# (label, key in a load's figures)
+FIGURES = (
+    ("POST/s achieved", "achieved_per_s"),
+    ("POST p50 ms", "post_p50_ms"),
+    ("POST p99 ms", "post_p99_ms"),
+    ("counted p99 ms", "counted_p99_ms"),
+    ("settled p99 ms", "settled_p99_ms"),
+    ("settled after the load, s", "settled_after_s"),
+    ("CPU ms per order, machine", "machine_cpu_ms_per_order"),
+)
 
-def measure(root: Path) -> dict[str, float]:
-    """One saturation measurement of the code in `root` (its own packages, its own bench)."""
+
+def measure(root: Path) -> dict[str, Any]:
+    """Every load, once, on the code in `root` (its own packages, its own bench)."""
     done = subprocess.run(
         [sys.executable, "-c", MEASURE],
         cwd=root,
         env={**os.environ, "PYTHONPATH": str(root), "LOG_LEVEL": "WARNING"},
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=1800,
         check=True,
     )
     line = next(x for x in done.stdout.splitlines() if x.startswith("AB-FIGURES "))
-    figures: dict[str, float] = json.loads(line.removeprefix("AB-FIGURES "))
+    figures: dict[str, Any] = json.loads(line.removeprefix("AB-FIGURES "))
     return figures
+
+
+def median(runs: list[dict[str, Any]], load: str, key: str) -> float:
+    return float(statistics.median(float(run[load][key]) for run in runs))
+
+
+def report(runs: dict[str, list[dict[str, Any]]], base: str) -> None:
+    print(f"\nmedians of {len(runs['this'])} rounds each; ratio = this checkout / {base}")
+    for load in runs["this"][0]:
+        print(f"\n{load}:")
+        for label, key in FIGURES:
+            old, new = median(runs["base"], load, key), median(runs["this"], load, key)
+            ratio = f"{new / old:.2f}" if old else "-"
+            print(f"  {label:28} {old:10.2f} {new:10.2f}   {ratio}")
+        processes = runs["this"][0][load]["cpu_ms_per_order"].keys()
+        for name in sorted(processes, key=lambda n: -median_cpu(runs["this"], load, n)):
+            old, new = median_cpu(runs["base"], load, name), median_cpu(runs["this"], load, name)
+            print(f"  CPU ms/order {name[:28]:28} {old:6.2f} {new:6.2f}")
+
+
+def median_cpu(runs: list[dict[str, Any]], load: str, name: str) -> float:
+    return float(
+        statistics.median(float(run[load]["cpu_ms_per_order"].get(name, 0)) for run in runs)
+    )
 
 
 def main(base: str, rounds: int) -> int:
@@ -78,23 +112,24 @@ def main(base: str, rounds: int) -> int:
             check=True,
             capture_output=True,
         )
+        runs: dict[str, list[dict[str, Any]]] = {"base": [], "this": []}
         try:
-            rates: dict[str, list[float]] = {"base": [], "this": []}
             for number in range(1, rounds + 1):
-                for name, root in (("base", worktree), ("this", ROOT)):
-                    figures = measure(root)
-                    rates[name].append(figures["per_s"])
-                    print(
-                        f"round {number}, {name}: {figures['per_s']:,.0f} orders/s,"
-                        f" orders API {figures['api_ms_per_order']:.3f} ms CPU per order",
-                        flush=True,
+                order = (("base", worktree), ("this", ROOT))
+                for name, root in order if number % 2 else reversed(order):
+                    runs[name].append(measure(root))
+                    loads = runs[name][-1]
+                    summary = ", ".join(
+                        f"{load} {f['machine_cpu_ms_per_order']:.1f} ms CPU/order"
+                        f" p99 {f['post_p99_ms']:.0f} ms"
+                        for load, f in loads.items()
                     )
+                    print(f"round {number}, {name}: {summary}", flush=True)
         finally:
             subprocess.run(
                 ["git", "worktree", "remove", "--force", str(worktree)], cwd=ROOT, check=False
             )
-    ratio = statistics.median(rates["this"]) / statistics.median(rates["base"])
-    print(f"this checkout / {base}: {ratio:.2f} (medians of {rounds} rounds each)")
+    report(runs, base)
     return 0
 
 

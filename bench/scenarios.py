@@ -15,12 +15,14 @@ from typing import Any
 
 import aio_pika
 import psycopg
+from eventsourcing.persistence import Mapper
 
 from bench.load import Result, closed_loop, open_loop
 from contracts.codec import encode, envelope
 from contracts.events import OrderCreatedV1
 from customer_service.store import migrate
 from order_service.application import Orders, PlaceOrder
+from order_service.domain import Order
 from order_service.relay import event_log, relay_settings
 from order_service.settings import Settings as OrderSettings
 from projections.feed import FeedClient
@@ -28,6 +30,7 @@ from projections.orders_count import OrdersCount
 from projections.projector import Projector, ProjectorSettings, declare_topology
 from projections.rebuild import rebuild
 from servicekit.relay import Relay, message
+from servicekit.transcoder import msgspec_transcoder
 from tests.support import (
     AMQP_URL,
     RUN_ID,
@@ -65,6 +68,45 @@ def appends(databases: Databases, *, orders: int = 4000, threads: int = 64) -> F
         finally:
             app.close()
     figures["ratio"] = figures["group_per_s"] / figures["single_per_s"]
+    return figures
+
+
+def transcoding(*, events: int = 20_000, rounds: int = 5) -> Figures:
+    """The library's per-event Python cost, store and load (`Mapper.to_stored_event` and
+    `to_domain_event`), with its JSON transcoder and with the msgspec one; interleaved
+    rounds, the best of each."""
+    app = Orders(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    try:
+        sample: list[Any] = []
+        while len(sample) < events:
+            order = Order.place(
+                order_id=uuid.uuid4(),
+                customer_id=7,
+                product_name="bench",
+                quantity=2,
+                price=Decimal("9.99"),
+                correlation_id="req-1",
+            )
+            order.confirm("req-2")
+            sample += order.collect_events()
+        mappers = {"json": app.mapper, "msgspec": Mapper(msgspec_transcoder())}
+        best = {name: float("inf") for name in mappers}
+        for _ in range(rounds):
+            for name, mapper in mappers.items():
+                started = time.perf_counter()
+                stored = [mapper.to_stored_event(e) for e in sample]
+                for item in stored:
+                    mapper.to_domain_event(item)
+                best[name] = min(best[name], time.perf_counter() - started)
+        same = all(
+            app.mapper.to_stored_event(e).state == mappers["msgspec"].to_stored_event(e).state
+            for e in sample[:1000]
+        )
+    finally:
+        app.close()
+    figures: Figures = {f"{name}_us": 1e6 * t / len(sample) for name, t in best.items()}
+    figures["ratio"] = figures["msgspec_us"] / figures["json_us"]
+    figures["same_bytes"] = same
     return figures
 
 

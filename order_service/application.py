@@ -22,7 +22,7 @@ from order_service.recorders import (
     PostgresOrderRecorder,
 )
 from order_service.views import OrderPage, OrderView
-from servicekit.groupcommit import GroupCommitter
+from servicekit.groupcommit import GroupCommitter, commit_splitting
 from servicekit.postgres import schema_in_place, skip_table_creation
 
 # Order ids derived from an Idempotency-Key live in their own namespace.
@@ -41,6 +41,15 @@ class PlaceOrder:
 
 ACTIONS = ("confirm", "ship", "deliver", "cancel")
 TRANSITION_ATTEMPTS = 3  # without If-Match, a lost race is retried on the fresh state
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaymentResult:
+    order_id: UUID
+    payment_id: UUID
+    succeeded: bool
+    reason: str = ""
+    correlation_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -115,14 +124,18 @@ class Orders(Application[UUID]):
 
     def save_orders(self, *orders: Order) -> None:
         """Save the orders' new events and their summaries, atomically."""
-        unit = _Unit(
-            events=[event for order in orders for event in order.collect_events()],
-            views=[OrderView.of(order) for order in orders],
-        )
+        unit = self._unit(*orders)
         if self.committer is None:
             self._commit([unit])
         else:
             self.committer.save(unit)
+
+    @staticmethod
+    def _unit(*orders: Order) -> _Unit:
+        return _Unit(
+            events=[event for order in orders for event in order.collect_events()],
+            views=[OrderView.of(order) for order in orders],
+        )
 
     def _commit(self, units: list[_Unit]) -> None:
         """One transaction for all the units' events and summary rows."""
@@ -200,6 +213,39 @@ class Orders(Application[UUID]):
                 correlation_id=correlation_id,
             ),
         )
+
+    def record_payments(self, results: list[PaymentResult]) -> list[str | None]:
+        """Take a batch of payment results, in one transaction when nothing races them.
+
+        For each result: None, or why it can never be recorded (no such order). A result
+        that lost a race (to a change through the API, or to a repeat within the batch) is
+        recorded again on its own, on the fresh state.
+        """
+        verdicts: list[str | None] = [None] * len(results)
+        changed: list[tuple[int, Order]] = []
+        for index, result in enumerate(results):
+            try:
+                order = self._order(result.order_id)
+            except OrderNotFoundError:
+                verdicts[index] = f"no order {result.order_id}"
+                continue
+            if order.record_payment(**self._payment_fields(result)):
+                changed.append((index, order))
+        units = [self._unit(order) for _, order in changed]
+        outcomes = commit_splitting(self._commit, units)
+        for (index, _), error in zip(changed, outcomes, strict=True):
+            if error is not None:
+                self.record_payment(results[index].order_id, **self._payment_fields(results[index]))
+        return verdicts
+
+    @staticmethod
+    def _payment_fields(result: PaymentResult) -> dict[str, Any]:
+        return {
+            "payment_id": result.payment_id,
+            "succeeded": result.succeeded,
+            "reason": result.reason,
+            "correlation_id": result.correlation_id,
+        }
 
     def _update(
         self, order_id: UUID, change: Callable[[Order], bool], expected_version: int | None = None

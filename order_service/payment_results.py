@@ -12,28 +12,32 @@ from contracts.events import (
     PaymentFailedV1,
     PaymentOutcome,
 )
-from contracts.messaging import UnprocessableError
-from order_service.application import OrderNotFoundError, Orders
+from order_service.application import Orders, PaymentResult
 from order_service.settings import Settings
 from servicekit.consumer import ConsumerSettings, Handler, run_consumer_process
 
 
+def result(envelope: Envelope[IntegrationEvent]) -> PaymentResult | None:
+    """The payment result an event reports; None for any other event."""
+    outcome = envelope.data
+    if not isinstance(outcome, PaymentOutcome):
+        return None
+    failed = isinstance(outcome, PaymentFailedV1)
+    return PaymentResult(
+        order_id=outcome.order_id,
+        payment_id=outcome.payment_id,
+        succeeded=not failed,
+        reason=outcome.reason if isinstance(outcome, PaymentFailedV1) else "",
+        correlation_id=envelope.correlation_id,
+    )
+
+
 def handler(orders: Orders) -> Handler:
-    async def record(envelope: Envelope[IntegrationEvent]) -> None:
-        outcome = envelope.data
-        if not isinstance(outcome, PaymentOutcome):
-            return  # not a payment outcome: nothing for an order to record
-        try:
-            await asyncio.to_thread(
-                orders.record_payment,
-                outcome.order_id,
-                payment_id=outcome.payment_id,
-                succeeded=not isinstance(outcome, PaymentFailedV1),
-                reason=outcome.reason if isinstance(outcome, PaymentFailedV1) else "",
-                correlation_id=envelope.correlation_id,
-            )
-        except OrderNotFoundError:
-            raise UnprocessableError(f"no order {outcome.order_id}") from None
+    async def record(batch: list[Envelope[IntegrationEvent]]) -> list[str | None]:
+        results = [result(envelope) for envelope in batch]
+        taken = [r for r in results if r is not None]
+        verdicts = iter(await asyncio.to_thread(orders.record_payments, taken) if taken else [])
+        return [None if r is None else next(verdicts) for r in results]
 
     return record
 
@@ -50,5 +54,5 @@ def consumer_settings(settings: Settings) -> ConsumerSettings:
 
 async def run_payment_results(settings: Settings) -> None:
     """Record payment outcomes until SIGINT or SIGTERM."""
-    make = partial(Orders, env=settings.eventsourcing_env(), group_commit=True)
+    make = partial(Orders, env=settings.eventsourcing_env())
     await run_consumer_process(make, settings.postgres, consumer_settings(settings), handler)

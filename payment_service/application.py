@@ -13,7 +13,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 
 from payment_service.domain import Payment
-from servicekit.groupcommit import GroupCommitter
+from servicekit.groupcommit import GroupCommitter, commit_splitting
 from servicekit.postgres import schema_in_place, skip_table_creation
 
 PAYMENT_NAMESPACE = UUID("b7a9c1d3-5e7f-4a1b-9c3d-5e7f9a1b3c5d")
@@ -41,6 +41,13 @@ class PaymentView(msgspec.Struct, frozen=True, kw_only=True):
             created_at=payment.created_on,
             updated_at=payment.modified_on,
         )
+
+
+class PaymentRequest(msgspec.Struct, frozen=True, kw_only=True):
+    order_id: UUID
+    amount: Decimal
+    currency: str
+    correlation_id: str = ""
 
 
 class PaymentNotFoundError(Exception):
@@ -97,6 +104,22 @@ class Payments(Application[UUID]):
         except IntegrityError:  # redelivered: this order was decided before, never charge twice
             return self.get(payment.id)
         return PaymentView.of(payment)
+
+    def pay_all(self, requests: list[PaymentRequest]) -> None:
+        """Decide a batch of payments in one transaction. A request whose order was decided
+        before (a redelivery, or a repeat within the batch) changes nothing."""
+        units = []
+        for request in requests:
+            payment = Payment.request(
+                payment_id=payment_id_for(request.order_id),
+                order_id=request.order_id,
+                amount=request.amount,
+                currency=request.currency,
+                correlation_id=request.correlation_id,
+            )
+            payment.decide(request.correlation_id)
+            units.append(list(payment.collect_events()))
+        commit_splitting(self._commit, units)  # a conflict is a decision already taken
 
     def get(self, payment_id: UUID) -> PaymentView:
         try:

@@ -6,7 +6,7 @@ import asyncio
 from functools import partial
 
 from contracts.events import Envelope, IntegrationEvent, OrderCreatedV1
-from payment_service.application import Payments
+from payment_service.application import PaymentRequest, Payments
 from payment_service.settings import Settings
 from servicekit.consumer import ConsumerSettings, Handler, run_consumer_process
 
@@ -14,17 +14,20 @@ CENT = 2
 
 
 def handler(payments: Payments) -> Handler:
-    async def pay(envelope: Envelope[IntegrationEvent]) -> None:
-        order = envelope.data
-        if not isinstance(order, OrderCreatedV1):
-            return
-        await asyncio.to_thread(
-            payments.pay,
-            order_id=order.order_id,
-            amount=round(order.price * order.quantity, CENT),
-            currency=order.currency,
-            correlation_id=envelope.correlation_id,
-        )
+    async def pay(batch: list[Envelope[IntegrationEvent]]) -> list[str | None]:
+        requests = [
+            PaymentRequest(
+                order_id=envelope.data.order_id,
+                amount=round(envelope.data.price * envelope.data.quantity, CENT),
+                currency=envelope.data.currency,
+                correlation_id=envelope.correlation_id,
+            )
+            for envelope in batch
+            if isinstance(envelope.data, OrderCreatedV1)
+        ]
+        if requests:
+            await asyncio.to_thread(payments.pay_all, requests)
+        return [None] * len(batch)
 
     return pay
 
@@ -41,5 +44,5 @@ def consumer_settings(settings: Settings) -> ConsumerSettings:
 
 async def run_processor(settings: Settings) -> None:
     """Decide payments until SIGINT or SIGTERM."""
-    make = partial(Payments, env=settings.eventsourcing_env(), group_commit=True)
+    make = partial(Payments, env=settings.eventsourcing_env())
     await run_consumer_process(make, settings.postgres, consumer_settings(settings), handler)

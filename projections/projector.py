@@ -9,29 +9,28 @@ messages unacknowledged and the position unchanged, so they are simply delivered
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
-import aio_pika
 import psycopg
-from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage, AbstractQueue
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
 
 from contracts.codec import ContractError, decode
 from contracts.events import ORDER_EVENTS_BINDING
-from contracts.messaging import (
-    dead_letter,
-    declare_consumer_queue,
-    into,
-    keep_running,
-    next_message,
-)
 from projections.feed import FeedClient, FeedUnavailableError
 from projections.projection import Projection
 from projections.sequencer import Event, Hole, Outcome, sequence
 from projections.tracking import advance, ensure_tracking, lock_position
+from servicekit.messaging import (
+    Batching,
+    Message,
+    Poison,
+    Subscription,
+    consume,
+    declare_consumer_queue,
+    keep_running,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +63,7 @@ class Stats:
         self.poisoned += poisoned
 
 
-@dataclass(frozen=True)
-class Poison:
-    message: AbstractIncomingMessage
-    reason: str
-
-
-def known_position(message: AbstractIncomingMessage) -> int | None:
+def known_position(message: Message) -> int | None:
     raw = (message.headers or {}).get("position")
     if isinstance(raw, int) and not isinstance(raw, bool) and raw > 0:
         return raw
@@ -108,56 +101,35 @@ class Projector:
         self.failures += 1
 
     async def _project(self, stopping: asyncio.Event) -> None:
-        conninfo = self.settings.conninfo
-        async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as db:
+        settings = self.settings
+        async with await psycopg.AsyncConnection.connect(settings.conninfo, autocommit=True) as db:
             await self.prepare(db)
             await self._catch_up_if_possible(db)
-            async with await aio_pika.connect(self.settings.amqp_url, timeout=5) as broker:
-                channel = await broker.channel(publisher_confirms=True)
-                await channel.set_qos(prefetch_count=self.settings.prefetch)
-                queue, dead_letters = await declare_topology(channel, self.settings)
-                inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
-                await queue.consume(into(inbox))
-                while not stopping.is_set():
-                    batch = await self._collect(inbox, stopping, channel)
-                    if batch:
-                        await self._flush(db, dead_letters, batch)
-                    else:
-                        await self._catch_up_if_possible(db)
+            await consume(
+                Subscription(
+                    amqp_url=settings.amqp_url,
+                    exchange=settings.exchange,
+                    queue=settings.queue,
+                    bindings=(settings.binding,),
+                    prefetch=settings.prefetch,
+                ),
+                Batching(
+                    size=settings.batch_size,
+                    linger=settings.linger,
+                    idle=settings.catch_up_interval,
+                ),
+                stopping,
+                lambda batch: self._flush(db, batch),
+                on_idle=lambda: self._catch_up_if_possible(db),
+            )
 
     async def prepare(self, db: psycopg.AsyncConnection[Any]) -> None:
         await ensure_tracking(db, self.projection.name)
         await self.projection.create(db.cursor())
 
-    async def _collect(
-        self,
-        inbox: asyncio.Queue[AbstractIncomingMessage],
-        stopping: asyncio.Event,
-        channel: AbstractChannel,
-    ) -> list[AbstractIncomingMessage]:
-        """A batch: the first message (or nothing, after the idle interval), then what follows."""
-        first = await next_message(inbox, stopping, self.settings.catch_up_interval, channel)
-        if first is None:
-            return []
-        batch = [first]
-        deadline = time.monotonic() + self.settings.linger
-        while len(batch) < self.settings.batch_size:
-            if inbox.empty():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                with contextlib.suppress(TimeoutError):
-                    batch.append(await asyncio.wait_for(inbox.get(), remaining))
-                continue
-            batch.append(inbox.get_nowait())
-        return batch
-
-    async def _flush(
-        self,
-        db: psycopg.AsyncConnection[Any],
-        dead_letters: AbstractExchange,
-        batch: list[AbstractIncomingMessage],
-    ) -> None:
+    async def _flush(self, db: psycopg.AsyncConnection[Any], batch: list[Message]) -> list[Poison]:
+        """Apply a batch in one transaction; what could not be read is returned as poison
+        (its position, when known, is a hole the feed fills)."""
         arrivals: list[Event | Hole] = []
         poison: list[Poison] = []
         for message in batch:
@@ -168,10 +140,8 @@ class Projector:
                 if (position := known_position(message)) is not None:
                     arrivals.append(Hole(position))  # its event is fetched from the feed
         outcome = await self._apply(db, arrivals, poisoned=len(poison))
-        for item in poison:
-            await dead_letter(dead_letters, item.message, item.reason)
-        await batch[-1].ack(multiple=True)
         self.stats.add(outcome, len(poison))
+        return poison
 
     async def _apply(
         self, db: psycopg.AsyncConnection[Any], arrivals: list[Event | Hole], poisoned: int = 0

@@ -1,40 +1,37 @@
 """A consumer of integration events whose handler is idempotent by itself.
 
 For handlers that need no position tracking because the state they change refuses a repeat
-(a payment keyed by its order, an order that is already paid), so messages may be handled
-concurrently (up to `concurrency` at once, which lets the application group-commit them).
-Each message is decoded and handled, then acknowledged; a message that cannot be read, or
-that the handler declares unprocessable, goes to the dead-letter queue; any other failure
-leaves it unacknowledged and ends the session, so it is delivered again after the consumer
-reconnects.
+(a payment keyed by its order, an order that is already paid). Messages come in coalesced
+batches (servicekit.messaging), and the handler takes a whole batch at once, so it can
+decide it in one thread hop and commit it in one transaction. It answers, for each event,
+None or why that event can never be handled; those, and messages that cannot be read, go to
+the dead-letter queue. Then the batch is acknowledged with one frame. Any failure leaves the
+batch unacknowledged and ends the session, so it is delivered again after the consumer
+reconnects, and the handler's own idempotency drops what it had already done.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import aio_pika
-from aio_pika.abc import AbstractIncomingMessage
-
 from contracts.codec import ContractError, decode
 from contracts.events import Envelope, IntegrationEvent
-from contracts.messaging import (
-    UnprocessableError,
-    dead_letter,
-    declare_consumer_queue,
-    into,
+from servicekit.messaging import (
+    Batching,
+    Message,
+    Poison,
+    Subscription,
+    consume,
     keep_running,
-    next_message,
 )
 from servicekit.postgres import PostgresSettings, create_application
 from servicekit.signals import stop_on_signals
 
-Handler = Callable[[Envelope[IntegrationEvent]], Awaitable[None]]
-CONSUMER_THREADS = 64  # a consumer process's threads for handlers that call synchronous code
+# Decide a batch; for each envelope, in order: None, or why it can never be handled.
+Handler = Callable[[list[Envelope[IntegrationEvent]]], Awaitable[list[str | None]]]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,8 +41,18 @@ class ConsumerSettings:
     exchange: str
     queue: str
     bindings: tuple[str, ...]
-    prefetch: int = 200
-    concurrency: int = CONSUMER_THREADS
+    prefetch: int = 500
+    batch_size: int = 500
+    linger: float = 0.0  # a consumer's batch is what has arrived: waiting would only add latency
+
+    def subscription(self) -> Subscription:
+        return Subscription(
+            amqp_url=self.amqp_url,
+            exchange=self.exchange,
+            queue=self.queue,
+            bindings=self.bindings,
+            prefetch=self.prefetch,
+        )
 
 
 class Consumer:
@@ -55,67 +62,39 @@ class Consumer:
         self.handled = 0
         self.poisoned = 0
         self.failures = 0
+        self.batches = 0
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Consume until `stopping` is set; reconnect with backoff after any failure."""
+        settings = self.settings
+        batching = Batching(size=settings.batch_size, linger=settings.linger)
         await keep_running(
-            self.settings.name, lambda: self._consume(stopping), stopping, on_failure=self._failed
+            settings.name,
+            lambda: consume(settings.subscription(), batching, stopping, self._batch),
+            stopping,
+            on_failure=self._failed,
         )
 
     def _failed(self, _: Exception) -> None:
         self.failures += 1
 
-    async def _consume(self, stopping: asyncio.Event) -> None:
-        settings = self.settings
-        async with await aio_pika.connect(settings.amqp_url, timeout=5) as broker:
-            channel = await broker.channel(publisher_confirms=True)
-            await channel.set_qos(prefetch_count=settings.prefetch)
-            queue, dead_letters = await declare_consumer_queue(
-                channel, settings.exchange, settings.queue, settings.bindings
-            )
-            inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
-            await queue.consume(into(inbox))
-            slots = asyncio.Semaphore(settings.concurrency)
-            failed: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
-            running: set[asyncio.Task[None]] = set()
+    async def _batch(self, batch: list[Message]) -> list[Poison]:
+        readable: list[tuple[Message, Envelope[IntegrationEvent]]] = []
+        poison: list[Poison] = []
+        for message in batch:
             try:
-                while not stopping.is_set() and not failed.done():
-                    message = await next_message(inbox, stopping, 1.0, channel)
-                    if message is None:
-                        continue
-                    await slots.acquire()
-                    task = asyncio.create_task(self._one(message, dead_letters, slots, failed))
-                    running.add(task)
-                    task.add_done_callback(running.discard)
-                if running:
-                    await asyncio.wait(running)
-            finally:
-                for task in running:
-                    task.cancel()
-            if failed.done():
-                raise failed.result()
-
-    async def _one(
-        self,
-        message: AbstractIncomingMessage,
-        dead_letters: aio_pika.abc.AbstractExchange,
-        slots: asyncio.Semaphore,
-        failed: asyncio.Future[BaseException],
-    ) -> None:
-        try:
-            try:
-                await self.handle(decode(message.body))
-            except (ContractError, UnprocessableError) as exc:
-                await dead_letter(dead_letters, message, f"{type(exc).__name__}: {exc}")
-                self.poisoned += 1
-            else:
+                readable.append((message, decode(message.body)))
+            except ContractError as exc:
+                poison.append(Poison(message, f"ContractError: {exc}"))
+        verdicts = await self.handle([envelope for _, envelope in readable]) if readable else []
+        for (message, _), reason in zip(readable, verdicts, strict=True):
+            if reason is None:
                 self.handled += 1
-            await message.ack()
-        except Exception as exc:  # left unacknowledged: redelivered after reconnecting
-            if not failed.done():
-                failed.set_result(exc)
-        finally:
-            slots.release()
+            else:
+                poison.append(Poison(message, f"UnprocessableError: {reason}"))
+        self.poisoned += len(poison)
+        self.batches += 1
+        return poison
 
 
 async def run_consumer_process(
@@ -124,10 +103,8 @@ async def run_consumer_process(
     settings: ConsumerSettings,
     handler_for: Callable[[Any], Handler],
 ) -> None:
-    """A consumer process: its handlers run concurrently in threads against an application
-    that group-commits; until a signal."""
+    """A consumer process: each batch decided against the application, until a signal."""
     stopping = stop_on_signals()
-    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(CONSUMER_THREADS))
     app = await asyncio.to_thread(create_application, make_app, postgres)
     try:
         await Consumer(settings, handler_for(app)).run(stopping)

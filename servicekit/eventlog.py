@@ -13,9 +13,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from eventsourcing.persistence import ApplicationRecorder, Mapper
+from eventsourcing.persistence import ApplicationRecorder, Mapper, Notification
 from eventsourcing.postgres import PostgresApplicationRecorder
-from psycopg.sql import SQL, Identifier
+from psycopg import AsyncConnection
+from psycopg.sql import SQL, Composed, Identifier
 
 from contracts.codec import envelope
 from contracts.events import Envelope, IntegrationEvent
@@ -51,6 +52,33 @@ class EventLog:
         notifications = self.recorder.select_notifications(
             start=after + 1, limit=limit, topics=list(self.topics)
         )
+        return self.envelopes(notifications, previous)
+
+    async def read_from(
+        self, conn: AsyncConnection[Any], *, after: int, limit: int, previous: int | None
+    ) -> list[Envelope[IntegrationEvent]]:
+        """As `read_chained`, through an async connection of the caller's: no thread hop."""
+        recorder = self.recorder
+        assert isinstance(recorder, PostgresApplicationRecorder), "the relay needs Postgres"
+        cursor = await conn.execute(
+            _page_statement(recorder), (after, list(self.topics), limit), prepare=True
+        )
+        notifications = [
+            Notification(
+                id=row[0],
+                originator_id=row[1],
+                originator_version=row[2],
+                topic=row[3],
+                state=bytes(row[4]),
+            )
+            for row in await cursor.fetchall()
+        ]
+        return self.envelopes(notifications, previous)
+
+    def envelopes(
+        self, notifications: Sequence[Notification], previous: int | None
+    ) -> list[Envelope[IntegrationEvent]]:
+        """The notifications as envelopes, chained from `previous`."""
         chain = previous
         envelopes = []
         for notification in notifications:
@@ -94,6 +122,13 @@ class EventLog:
             start=after + 1, limit=cap, topics=list(self.topics)
         )
         return len(found)
+
+
+def _page_statement(recorder: PostgresApplicationRecorder) -> SQL | Composed:
+    return SQL(
+        "SELECT notification_id, originator_id, originator_version, topic, state FROM {t}"
+        " WHERE notification_id > %s AND topic = ANY(%s) ORDER BY notification_id LIMIT %s"
+    ).format(t=Identifier(recorder.datastore.schema, recorder.events_table_name))
 
 
 def _last_public_position(

@@ -1,19 +1,20 @@
 """Group commit: aggregates saved concurrently are committed together, in one transaction.
 
 The event store serialises writers with a table lock, so one save per transaction caps the
-rate at a few hundred per second whatever the concurrency. Here every caller hands its
-aggregates to one committer thread and waits; the committer takes everything that queued up
-while the previous transaction ran (at most `max_batch`, waiting at most `max_wait` for
-more only when `max_wait` > 0) and saves it with one `save(*aggregates)`. A lone caller is
-committed at once. When a batch fails on one aggregate (a version conflict), the batch is
-split in halves and retried, so only the caller whose aggregate conflicts gets the error.
+rate at a few hundred per second whatever the concurrency. Here the callers take turns to
+lead: a caller that finds no transaction running commits, in its own thread, everything
+that has queued up (at most `max_batch`), its own unit among it; callers that arrive while
+it commits queue up and wait. When the leader is done, it hands the lead to the first of
+them, who commits the next batch. A lone caller is therefore committed at once, in its own
+thread, with no hand-over to another. When a batch fails on one aggregate (a version
+conflict), the batch is split in halves and retried, so only the caller whose aggregate
+conflicts gets the error.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
-import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,20 +24,40 @@ from eventsourcing.persistence import IntegrityError
 Commit = Callable[[list[Any]], None]  # commit(units): all of them in one transaction
 
 
-class _Request:
-    """One caller's unit, and a one-shot lock it waits on (cheaper than a Future)."""
+def commit_splitting(commit: Commit, units: list[Any]) -> list[IntegrityError | None]:
+    """Commit the units in one transaction; when one of them conflicts, split the batch in
+    halves and retry, so only the conflicting units fail. For each unit, in order: None
+    (committed) or its IntegrityError. Any other failure (the database is down) raises."""
+    try:
+        commit(units)
+    except IntegrityError as exc:
+        if len(units) == 1:
+            return [exc]
+        middle = len(units) // 2
+        return commit_splitting(commit, units[:middle]) + commit_splitting(commit, units[middle:])
+    return [None] * len(units)
 
-    __slots__ = ("done", "error", "unit")
+
+class _Request:
+    """One caller's unit, and a one-shot lock it waits on (cheaper than a Future).
+
+    The lock is released once: when the unit's fate is known (`finished`), or when the
+    caller is handed the lead, to commit the next batch itself.
+    """
+
+    __slots__ = ("error", "finished", "unit", "wake")
 
     def __init__(self, unit: Any) -> None:
         self.unit = unit  # what one caller saves; retried as it is when a batch is split
         self.error: BaseException | None = None
-        self.done = threading.Lock()
-        self.done.acquire()
+        self.finished = False
+        self.wake = threading.Lock()
+        self.wake.acquire()
 
     def finish(self, error: BaseException | None = None) -> None:
         self.error = error
-        self.done.release()
+        self.finished = True
+        self.wake.release()
 
 
 @dataclass
@@ -51,21 +72,19 @@ class Stats:
 
 
 class GroupCommitter:
-    def __init__(self, commit: Commit, *, max_batch: int = 500, max_wait: float = 0.0) -> None:
+    def __init__(self, commit: Commit, *, max_batch: int = 500) -> None:
         self._commit_units = commit
         self.max_batch = max_batch
-        self.max_wait = max_wait
         self.stats = Stats()
-        self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
-        self._thread.start()
+        self._mutex = threading.Lock()
+        self._queued: deque[_Request] = deque()
+        self._leading = False  # a caller is committing a batch now
 
     @property
     def waiting(self) -> int:
-        """Saves handed over and not yet taken into a transaction: the backlog while one is
-        committing (tests wait on it to know who shares the next). It asks the queue, so the
-        savers pay nothing for it."""
-        return self._queue.qsize()
+        """Saves queued and not yet taken into a transaction: the backlog while one is
+        committing (tests wait on it to know who shares the next)."""
+        return len(self._queued)
 
     def save(self, unit: Any) -> None:
         """Commit this unit (with others'); raises what committing it alone would raise.
@@ -74,59 +93,48 @@ class GroupCommitter:
         aggregates (saving an aggregate takes its pending events away).
         """
         request = _Request(unit)
-        self._queue.put(request)
-        request.done.acquire()  # released by the committer once the unit's fate is known
+        with self._mutex:
+            self._queued.append(request)
+            lead = not self._leading
+            self._leading = True
+        if not lead:
+            request.wake.acquire()  # finished by a leader, or handed the lead
+        if not request.finished:
+            self._lead()
         if request.error is not None:
             raise request.error
 
     def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=10)
+        """Nothing to stop: the committing is done by the callers' own threads."""
 
-    def _run(self) -> None:
-        while (first := self._queue.get()) is not None:
-            batch = [first, *self._more()]
-            closing = batch[-1] is None
-            self._commit([r for r in batch if r is not None])
-            if closing:
-                return
-
-    def _more(self) -> list[_Request | None]:
-        """What else is waiting (without waiting, unless max_wait > 0)."""
-        taken: list[_Request | None] = []
-        deadline = time.monotonic() + self.max_wait
-        while len(taken) < self.max_batch - 1:
-            try:
-                remaining = deadline - time.monotonic()
-                item = (
-                    self._queue.get(timeout=remaining)
-                    if remaining > 0
-                    else self._queue.get_nowait()
-                )
-            except queue.Empty:
-                break
-            taken.append(item)
-            if item is None:
-                break
-        return taken
+    def _lead(self) -> None:
+        """Commit one batch (the leader's unit is in it), then pass the lead on."""
+        with self._mutex:
+            count = min(len(self._queued), self.max_batch)
+            batch = [self._queued.popleft() for _ in range(count)]
+        self._commit(batch)
+        with self._mutex:
+            if self._queued:
+                self._queued[0].wake.release()  # the next in line leads; it stays queued
+            else:
+                self._leading = False
 
     def _commit(self, batch: list[_Request]) -> None:
         try:
-            self._commit_units([r.unit for r in batch])
-        except IntegrityError as exc:
-            if len(batch) == 1:
-                batch[0].finish(exc)
-                return
-            self.stats.splits += 1
-            middle = len(batch) // 2
-            self._commit(batch[:middle])
-            self._commit(batch[middle:])
-            return
+            outcomes = commit_splitting(self._counted, [r.unit for r in batch])
         except BaseException as exc:  # the database is down: every caller learns it
             for request in batch:
                 request.finish(exc)
             return
+        for request, error in zip(batch, outcomes, strict=True):
+            request.finish(error)
+
+    def _counted(self, units: list[Any]) -> None:
+        try:
+            self._commit_units(units)
+        except IntegrityError:
+            if len(units) > 1:
+                self.stats.splits += 1
+            raise
         self.stats.transactions += 1
-        self.stats.requests += len(batch)
-        for request in batch:
-            request.finish()
+        self.stats.requests += len(units)

@@ -22,8 +22,8 @@ from aio_pika.abc import AbstractExchange
 
 from contracts.codec import encode
 from contracts.events import Envelope, IntegrationEvent
-from contracts.messaging import keep_running
 from servicekit.eventlog import EventLog
+from servicekit.messaging import channel, keep_running
 from servicekit.postgres import PostgresSettings, create_application
 from servicekit.signals import stop_on_signals
 
@@ -48,6 +48,7 @@ class RelaySettings:
     channel: str  # the event store's NOTIFY channel
     page_size: int = 500
     poll_interval: float = 1.0  # at most this long between reads, even with no NOTIFY
+    linger: float = 0.0  # after a NOTIFY, how long later commits may join the same page
     standby_interval: float = 1.0  # how often a standby tries to take the lead
     max_backoff: float = 5.0
 
@@ -69,8 +70,8 @@ async def publish_confirmed(
     exchange: AbstractExchange,
     batch: list[Envelope[IntegrationEvent]],
     routing_key: str | None = None,
-) -> None:
-    """Publish in order, confirms pipelined; return once the broker confirmed all of them.
+) -> int:
+    """Publish in order, confirms pipelined; once the broker confirmed all of them, how many.
 
     The routing key is each event's type, unless one is given (a queue's name, with the
     default exchange, to feed a single consumer).
@@ -89,6 +90,7 @@ async def publish_confirmed(
             ) from result
         if isinstance(result, BaseException):
             raise result
+    return len(batch)
 
 
 async def published_position(session: psycopg.AsyncConnection[object], name: str) -> int:
@@ -111,6 +113,7 @@ class Relay:
         self.published = 0  # messages confirmed by the broker since start
         self.position = 0  # the last confirmed (and stored) position
         self.failures = 0  # times a lead ended in an error (broker or database trouble)
+        self.reads = 0  # pages read, empty or not (a wake-up costs one)
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Lead (or stand by) until `stopping` is set; back off and retry on any failure."""
@@ -133,17 +136,71 @@ class Relay:
             self.position = await published_position(session, self.settings.name)
             log.info("relay %s leads from position %d", self.settings.name, self.position)
             async with (
-                await aio_pika.connect(self.settings.amqp_url, timeout=5) as broker,
+                channel(self.settings.amqp_url) as opened,
                 await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as listener,
             ):
-                channel = await broker.channel(publisher_confirms=True, on_return_raises=True)
-                exchange = await channel.declare_exchange(
+                exchange = await opened.declare_exchange(
                     self.settings.exchange, aio_pika.ExchangeType.TOPIC, durable=True
                 )
                 await listener.execute(f'LISTEN "{self.settings.channel}"')
                 while not stopping.is_set():
-                    if not await self._relay_page(session, exchange):
-                        await self._wait_for_news(listener, stopping)
+                    await self._relay_all(session, exchange)
+                    await self._wait_for_news(listener, stopping)
+
+    async def _relay_all(
+        self, session: psycopg.AsyncConnection[object], exchange: AbstractExchange
+    ) -> None:
+        """Publish everything after the stored position, page by page.
+
+        The next page is read while the broker confirms the current one. A page shorter than
+        the page size means the log is drained: no second read to learn that it is empty
+        (an event committed meanwhile sends a NOTIFY, which wakes the relay again).
+        """
+        size = self.settings.page_size
+        read_to = self.position
+        confirming: asyncio.Future[int] | None = None
+        try:
+            while True:
+                page = await self._read(session, read_to)
+                if confirming is not None:
+                    await self._stored(session, confirming, read_to)
+                    confirming = None
+                if not page:
+                    return
+                confirming = asyncio.ensure_future(publish_confirmed(exchange, page))
+                read_to = page[-1].position
+                if len(page) < size:
+                    await self._stored(session, confirming, read_to)
+                    confirming = None
+                    return
+        finally:
+            if confirming is not None:  # the lead failed mid-page: its confirms do not matter
+                confirming.cancel()
+
+    async def _read(
+        self, session: psycopg.AsyncConnection[object], after: int
+    ) -> list[Envelope[IntegrationEvent]]:
+        self.reads += 1
+        return await self.log.read_from(
+            session, after=after, limit=self.settings.page_size, previous=after or None
+        )
+
+    async def _stored(
+        self, session: psycopg.AsyncConnection[object], confirming: asyncio.Future[int], to: int
+    ) -> None:
+        """Once the broker confirmed every message up to `to`, the position moves there.
+
+        The UPDATE goes through the session that holds the lock: a relay that lost it
+        cannot write. Until it is stored, a crash re-publishes the page, and consumers drop
+        the duplicates by position.
+        """
+        published = await confirming
+        await session.execute(
+            "UPDATE relay_positions SET last_published = %s, updated_at = now() WHERE name = %s",
+            (to, self.settings.name),
+        )
+        self.published += published
+        self.position = to
 
     async def _become_leader(
         self, session: psycopg.AsyncConnection[object], stopping: asyncio.Event
@@ -159,33 +216,13 @@ class Relay:
                 await asyncio.wait_for(stopping.wait(), self.settings.standby_interval)
         return False
 
-    async def _relay_page(
-        self, session: psycopg.AsyncConnection[object], exchange: AbstractExchange
-    ) -> bool:
-        """Publish the next page; False when there was nothing to publish."""
-        batch = await asyncio.to_thread(
-            self.log.read_chained,
-            after=self.position,
-            limit=self.settings.page_size,
-            previous=self.position or None,
-        )
-        if not batch:
-            return False
-        await publish_confirmed(exchange, batch)
-        # Only now, with every message confirmed, does the position move. The UPDATE goes
-        # through the session that holds the lock: a relay that lost it cannot write.
-        await session.execute(
-            "UPDATE relay_positions SET last_published = %s, updated_at = now() WHERE name = %s",
-            (batch[-1].position, self.settings.name),
-        )
-        self.position = batch[-1].position
-        self.published += len(batch)
-        return True
-
     async def _wait_for_news(
         self, listener: psycopg.AsyncConnection[object], stopping: asyncio.Event
     ) -> None:
-        """Until a NOTIFY from the event store, the poll interval, or a stop: the first."""
+        """Until a NOTIFY from the event store, the poll interval, or a stop: the first.
+
+        With `linger`, the relay then gives the next commits that long to join the page.
+        """
         notified = asyncio.ensure_future(self._notified(listener))
         stopped = asyncio.ensure_future(stopping.wait())
         await asyncio.wait({notified, stopped}, return_when=asyncio.FIRST_COMPLETED)
@@ -194,12 +231,19 @@ class Relay:
             notified.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await notified
-        elif notified.exception() is not None:
+            return
+        if notified.exception() is not None:
             raise notified.exception()  # type: ignore[misc]
+        if self.settings.linger > 0 and notified.result():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), self.settings.linger)
 
-    async def _notified(self, listener: psycopg.AsyncConnection[object]) -> None:
+    async def _notified(self, listener: psycopg.AsyncConnection[object]) -> bool:
+        """Wait for a NOTIFY (at most the poll interval); True if one came. One wait takes
+        every NOTIFY the socket holds, so a burst of commits costs one wake-up."""
         async for _ in listener.notifies(timeout=self.settings.poll_interval, stop_after=1):
-            pass
+            return True
+        return False
 
 
 def relay_lag(event_log: EventLog, conninfo: str, name: str) -> dict[str, int]:

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import aio_pika
 import pytest
 
-from contracts.messaging import declare_consumer_queue
+from servicekit.messaging import declare_consumer_queue
 from tests.support import AMQP_URL, RUN_ID, Topology, eventually, publish_raw, unfinished
 
 pytestmark = pytest.mark.integration

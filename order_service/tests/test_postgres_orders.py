@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -9,7 +10,12 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from order_service.application import IdempotencyKeyReusedError, Orders, PlaceOrder
+from order_service.application import (
+    IdempotencyKeyReusedError,
+    Orders,
+    PaymentResult,
+    PlaceOrder,
+)
 from servicekit.postgres import PostgresSettings
 from tests.support import Databases
 
@@ -118,3 +124,45 @@ def test_a_process_starting_while_others_write_takes_no_table_lock(
             writer.rollback()
             pool.shutdown()
     started.close()
+
+
+def test_a_batch_of_payment_results_records_each_once_in_one_transaction(
+    orders: Orders, database: PostgresSettings
+) -> None:
+    paid, declined = (orders.place(widget(7)).order.id for _ in range(2))
+    stranger = uuid.uuid4()
+    payment = uuid.uuid4()
+    before = transactions(orders, database)
+
+    verdicts = orders.record_payments(
+        [
+            PaymentResult(order_id=paid, payment_id=payment, succeeded=True),
+            PaymentResult(order_id=declined, payment_id=uuid.uuid4(), succeeded=False),
+            PaymentResult(order_id=stranger, payment_id=uuid.uuid4(), succeeded=True),
+        ]
+    )
+
+    assert verdicts == [None, None, f"no order {stranger}"]
+    assert [e.type for e in orders.history(paid)] == ["Placed", "Paid"]
+    assert [e.type for e in orders.history(declined)] == ["Placed", "PaymentFailed", "Cancelled"]
+    assert transactions(orders, database) - before == 1
+
+
+def test_a_repeat_within_a_batch_or_after_it_changes_nothing(orders: Orders) -> None:
+    order_id = orders.place(widget(8)).order.id
+    result = PaymentResult(order_id=order_id, payment_id=uuid.uuid4(), succeeded=True)
+
+    assert orders.record_payments([result, result]) == [None, None]
+    assert orders.record_payments([result]) == [None]
+
+    assert [e.type for e in orders.history(order_id)] == ["Placed", "Paid"]
+    assert orders.get_order(order_id).version == 2
+
+
+def transactions(orders: Orders, database: PostgresSettings) -> int:
+    """Distinct transactions that wrote order events (each event's xmin)."""
+    table = orders.recorder.events_table_name  # type: ignore[attr-defined]
+    with psycopg.connect(database.conninfo()) as conn:
+        row = conn.execute(f"SELECT count(DISTINCT xmin::text) FROM {table}").fetchone()
+        assert row is not None
+        return int(row[0])

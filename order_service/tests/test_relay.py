@@ -136,6 +136,28 @@ async def test_an_unroutable_message_holds_the_relay_until_a_queue_is_bound(
     await topology.delete()
 
 
+async def test_a_backlog_is_read_page_by_page_with_no_empty_read_after_it(
+    settings: Settings, orders: Orders, topology: Topology
+) -> None:
+    place(orders, 45)  # pages of 20: 20, 20 and a short 5, which says the log is drained
+    relay = relay_for(settings, orders, topology)
+    relay.settings = dataclasses.replace(relay.settings, poll_interval=600)  # NOTIFY only
+    stopping = asyncio.Event()
+    running = asyncio.create_task(relay.run(stopping))
+
+    received = await topology.collect(lambda got: len(got) >= 45)
+    await eventually(lambda: relay.position == 45, what="relay stored 45")
+    assert positions(received) == list(range(1, 46))
+    assert relay.reads == 3
+
+    place(orders, 1)  # one commit, one NOTIFY: one read, which is short, and nothing more
+    await topology.collect(lambda got: len(got) >= 1)
+    await eventually(lambda: relay.position == 46, what="relay stored 46")
+    assert relay.reads == 4
+    stopping.set()
+    await running
+
+
 async def queued(topology: Topology) -> int:
     async with await aio_pika.connect(AMQP_URL) as connection:
         channel = await connection.channel()

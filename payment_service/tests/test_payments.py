@@ -9,7 +9,12 @@ from decimal import Decimal
 import pytest
 
 from contracts.events import PaymentFailedV1, PaymentSucceededV1
-from payment_service.application import PaymentNotFoundError, Payments, payment_id_for
+from payment_service.application import (
+    PaymentNotFoundError,
+    PaymentRequest,
+    Payments,
+    payment_id_for,
+)
 from payment_service.relay import event_log
 from payment_service.translation import to_contract
 
@@ -70,3 +75,22 @@ def test_only_outcomes_are_published_and_they_carry_order_and_amount(payments: P
     assert [e.position for e in published] == [2, 4]  # the requests stay internal
     assert [e.previous_position for e in published] == [None, 2]
     assert to_contract(object()) is None
+
+
+def test_a_batch_decides_each_order_once_whatever_repeats_it_holds(payments: Payments) -> None:
+    decided_before, fresh = uuid.uuid4(), uuid.uuid4()
+    first = payments.pay(order_id=decided_before, amount=Decimal("10"), currency="EUR")
+
+    payments.pay_all(
+        [
+            PaymentRequest(order_id=decided_before, amount=Decimal("10"), currency="EUR"),
+            PaymentRequest(order_id=fresh, amount=Decimal("2000"), currency="EUR"),
+            PaymentRequest(order_id=fresh, amount=Decimal("2000"), currency="EUR"),
+        ]
+    )
+
+    assert payments.for_order(decided_before) == first
+    again = payments.for_order(fresh)
+    assert again is not None
+    assert (again.status, again.reason) == ("failed", "amount_over_limit")
+    assert len(list(payments.events.get(again.id))) == 2  # requested, failed: once

@@ -17,6 +17,7 @@ from tests.support import (
     ServiceProcess,
     Worker,
     drain,
+    eventually,
     pg_ctlcluster,
     projector_process,
     publish_raw,
@@ -145,7 +146,14 @@ async def test_the_customer_service_stopped_fails_fast_and_recovers(system: Syst
         system.customers = await asyncio.to_thread(
             ServiceProcess("customers", system.customers.env, port=system.customers.port).start
         )
-        await ask_for_a_customer_nobody_has("restarted")
+
+        async def reached_again() -> bool:
+            await ask_for_a_customer_nobody_has("restarted")
+            return answers["restarted"][0] != 503
+
+        # Healed means the order service reaches it again: its breaker, opened by the
+        # outage, refuses for CUSTOMER_BREAKER_RESET_AFTER before it lets a request through.
+        await eventually(reached_again, what="the order service to reach the customer service")
 
     figures = await run_scenario(
         system,

@@ -1,0 +1,244 @@
+"""The messaging runtime every relay, consumer and projector runs on.
+
+Written once here: connecting to the broker, declaring a consumer's queue and its dead-letter
+queue, running a session again after a failure, coalescing wake-ups into batches, setting
+poison aside, and acknowledging a batch with one frame. The rules it follows (queue names,
+where poison goes, the reason header) are the messaging contract, in `contracts.messaging`.
+
+A consumer session consumes one queue in batches: the first message (or nothing, after the
+idle interval), then whatever else has arrived, then whatever arrives within `linger`. The
+batch goes to the caller's `on_batch`, which returns the messages it could not read; those
+are copied to the dead-letter queue, and then the whole batch is acknowledged at once. A
+failure in `on_batch` leaves the batch unacknowledged and ends the session, so the broker
+delivers it again after the session reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+)
+
+from contracts.messaging import (
+    ORIGINAL_ROUTING_KEY_HEADER,
+    POISON_REASON_HEADER,
+    dead_letter_names,
+)
+
+log = logging.getLogger(__name__)
+
+Message = AbstractIncomingMessage
+
+
+class UnprocessableError(Exception):
+    """A message that is well-formed but can never be handled: dead-letter it, do not retry."""
+
+
+@dataclass(frozen=True)
+class Poison:
+    """A message set aside, and why."""
+
+    message: Message
+    reason: str
+
+
+async def keep_running(
+    name: str,
+    attempt: Callable[[], Awaitable[None]],
+    stopping: asyncio.Event,
+    *,
+    on_failure: Callable[[Exception], None] | None = None,
+    max_backoff: float = 5.0,
+) -> None:
+    """Run `attempt` until `stopping`; after a failure (broker or database gone), back off
+    (0.5 s doubling to `max_backoff`, reset after a good half minute) and run it again."""
+    backoff = 0.5
+    while not stopping.is_set():
+        started = time.monotonic()
+        try:
+            await attempt()
+        except Exception as exc:
+            if on_failure is not None:
+                on_failure(exc)
+            log.warning("%s: %s: %s", name, type(exc).__name__, exc)
+        if time.monotonic() - started > 30:
+            backoff = 0.5
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), backoff)
+        backoff = min(backoff * 2, max_backoff)
+
+
+@contextlib.asynccontextmanager
+async def channel(url: str, *, prefetch: int | None = None) -> AsyncIterator[AbstractChannel]:
+    """A broker connection's channel with publisher confirms (and a prefetch, to consume)."""
+    async with await aio_pika.connect(url, timeout=5) as broker:
+        opened = await broker.channel(publisher_confirms=True, on_return_raises=True)
+        if prefetch is not None:
+            await opened.set_qos(prefetch_count=prefetch)
+        yield opened
+
+
+async def declare_consumer_queue(
+    channel: AbstractChannel, exchange: str, queue: str, bindings: Sequence[str]
+) -> tuple[AbstractQueue, AbstractExchange]:
+    """The consumer's queue bound to `exchange` by `bindings`, and its dead-letter exchange."""
+    dlx, dlq = dead_letter_names(queue)
+    dead_letters = await channel.declare_exchange(dlx, aio_pika.ExchangeType.FANOUT, durable=True)
+    held = await channel.declare_queue(dlq, durable=True, arguments={"x-queue-type": "quorum"})
+    await held.bind(dead_letters)
+    stream = await channel.declare_exchange(exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+    declared = await channel.declare_queue(
+        queue,
+        durable=True,
+        arguments={"x-queue-type": "quorum", "x-dead-letter-exchange": dead_letters.name},
+    )
+    for binding in bindings:
+        await declared.bind(stream, binding)
+    return declared, dead_letters
+
+
+async def dead_letter(dead_letters: AbstractExchange, poison: Poison) -> None:
+    """Copy a message that cannot be read to the dead-letter queue, with why (logged once)."""
+    message = poison.message
+    log.warning(
+        "poison message %s (%s) dead-lettered: %s",
+        message.message_id,
+        message.routing_key,
+        poison.reason,
+    )
+    headers = dict(message.headers or {})
+    headers.update(
+        {
+            POISON_REASON_HEADER: poison.reason[:500],
+            ORIGINAL_ROUTING_KEY_HEADER: message.routing_key,
+        }
+    )
+    await dead_letters.publish(
+        aio_pika.Message(
+            message.body,
+            headers=headers,
+            content_type=message.content_type,
+            message_id=message.message_id,
+            type=message.type,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        ),
+        routing_key=message.routing_key or "",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Batching:
+    """How wake-ups coalesce: at most `size` per batch, gathered for at most `linger` seconds
+    after the first arrived; with nothing at all, a batch is empty after `idle` seconds."""
+
+    size: int = 500
+    linger: float = 0.0
+    idle: float = 1.0
+
+
+class Inbox:
+    """What the broker delivered to one consumer, handed out in batches."""
+
+    def __init__(self, channel: AbstractChannel) -> None:
+        self.channel = channel
+        self._arrived: asyncio.Queue[Message] = asyncio.Queue()
+
+    @property
+    def waiting(self) -> int:
+        """Delivered and not yet handed out in a batch."""
+        return self._arrived.qsize()
+
+    async def consume(self, queue: AbstractQueue) -> None:
+        await queue.consume(self._deliver)
+
+    async def _deliver(self, message: Message) -> None:
+        self._arrived.put_nowait(message)
+
+    async def batch(self, stopping: asyncio.Event, batching: Batching) -> list[Message]:
+        """The next batch; empty after `batching.idle` seconds without a message, or once
+        `stopping` is set. A closed channel raises: nothing would ever arrive again."""
+        first = await self._first(stopping, batching.idle)
+        if first is None:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + batching.linger
+        while len(batch) < batching.size:
+            if not self._arrived.empty():
+                batch.append(self._arrived.get_nowait())
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                batch.append(await asyncio.wait_for(self._arrived.get(), remaining))
+        return batch
+
+    async def _first(self, stopping: asyncio.Event, wait: float) -> Message | None:
+        self._check_open()
+        if not self._arrived.empty():
+            return self._arrived.get_nowait()
+        arrived = asyncio.ensure_future(self._arrived.get())
+        stopped = asyncio.ensure_future(stopping.wait())
+        await asyncio.wait({arrived, stopped}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if arrived.done():
+            return arrived.result()
+        arrived.cancel()
+        self._check_open()
+        return None
+
+    def _check_open(self) -> None:
+        if self.channel.is_closed:
+            raise ConnectionError("the channel to the broker is closed")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Subscription:
+    """A consumer's queue: on which exchange, bound by which routing keys."""
+
+    amqp_url: str
+    exchange: str
+    queue: str
+    bindings: tuple[str, ...]
+    prefetch: int = 1000
+
+
+OnBatch = Callable[[list[Message]], Awaitable[list[Poison]]]
+
+
+async def consume(
+    subscription: Subscription,
+    batching: Batching,
+    stopping: asyncio.Event,
+    on_batch: OnBatch,
+    on_idle: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """One consumer session, until `stopping`: each batch to `on_batch`, its poison to the
+    dead-letter queue, then one acknowledgement for the whole batch. `on_idle` runs whenever
+    a batch comes back empty."""
+    async with channel(subscription.amqp_url, prefetch=subscription.prefetch) as opened:
+        queue, dead_letters = await declare_consumer_queue(
+            opened, subscription.exchange, subscription.queue, subscription.bindings
+        )
+        inbox = Inbox(opened)
+        await inbox.consume(queue)
+        while not stopping.is_set():
+            batch = await inbox.batch(stopping, batching)
+            if not batch:
+                if on_idle is not None:
+                    await on_idle()
+                continue
+            for poison in await on_batch(batch):
+                await dead_letter(dead_letters, poison)
+            await batch[-1].ack(multiple=True)
