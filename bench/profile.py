@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from itertools import zip_longest
 from pathlib import Path
 
 from bench import scenarios
@@ -74,8 +75,8 @@ def short(frame: str) -> str:
 
 
 def is_ours(frame: str) -> bool:
-    place = frame.partition(" (")[2]
-    return any(f"/{package}/" in place for package in PACKAGES) and "/.venv/" not in place
+    """py-spy names a frame's file from its package down: `servicekit/relay.py:12`."""
+    return frame.partition(" (")[2].split("/")[0] in PACKAGES
 
 
 def main() -> int:
@@ -128,7 +129,7 @@ async def profile(rate: int, seconds: float, into: Path) -> None:
         print(f"   {total} samples holding the GIL; by own time | this project's, with callees:")
         tops = own.most_common(TOP)
         callers = anywhere.most_common(TOP)
-        for (f1, n1), (f2, n2) in zip(tops, callers, strict=False):
+        for (f1, n1), (f2, n2) in zip_longest(tops, callers, fillvalue=("", 0)):
             print(f"   {100 * n1 / total:5.1f}% {f1[:60]:60} | {100 * n2 / total:5.1f}% {f2[:60]}")
 
 

@@ -15,7 +15,8 @@ from typing import Any
 
 import aio_pika
 import psycopg
-from eventsourcing.persistence import Mapper
+from eventsourcing.application import Application
+from eventsourcing.persistence import JSONTranscoder, Mapper
 
 from bench.load import Result, closed_loop, open_loop
 from contracts.codec import encode, envelope
@@ -73,37 +74,34 @@ def appends(databases: Databases, *, orders: int = 4000, threads: int = 64) -> F
 
 def transcoding(*, events: int = 20_000, rounds: int = 5) -> Figures:
     """The library's per-event Python cost, store and load (`Mapper.to_stored_event` and
-    `to_domain_event`), with its JSON transcoder and with the msgspec one; interleaved
-    rounds, the best of each."""
-    app = Orders(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
-    try:
-        sample: list[Any] = []
-        while len(sample) < events:
-            order = Order.place(
-                order_id=uuid.uuid4(),
-                customer_id=7,
-                product_name="bench",
-                quantity=2,
-                price=Decimal("9.99"),
-                correlation_id="req-1",
-            )
-            order.confirm("req-2")
-            sample += order.collect_events()
-        mappers = {"json": app.mapper, "msgspec": Mapper(msgspec_transcoder())}
-        best = {name: float("inf") for name in mappers}
-        for _ in range(rounds):
-            for name, mapper in mappers.items():
-                started = time.perf_counter()
-                stored = [mapper.to_stored_event(e) for e in sample]
-                for item in stored:
-                    mapper.to_domain_event(item)
-                best[name] = min(best[name], time.perf_counter() - started)
-        same = all(
-            app.mapper.to_stored_event(e).state == mappers["msgspec"].to_stored_event(e).state
-            for e in sample[:1000]
-        )
-    finally:
-        app.close()
+    `to_domain_event`), with its JSON transcoder and with the msgspec one the applications
+    use; interleaved rounds, the best of each."""
+    library = JSONTranscoder()
+    Application().register_transcodings(library)
+    mappers: dict[str, Mapper[Any]] = {
+        "json": Mapper(library),
+        "msgspec": Mapper(msgspec_transcoder()),
+    }
+    sample: list[Any] = []
+    while len(sample) < events:
+        order = Order.place(
+            order_id=uuid.uuid4(), customer_id=7, product_name="bench", quantity=2,
+            price=Decimal("9.99"), correlation_id="req-1",
+        )  # fmt: skip
+        order.confirm("req-2")
+        sample += order.collect_events()
+    best = dict.fromkeys(mappers, float("inf"))
+    for _ in range(rounds):
+        for name, mapper in mappers.items():
+            started = time.perf_counter()
+            stored = [mapper.to_stored_event(e) for e in sample]
+            for item in stored:
+                mapper.to_domain_event(item)
+            best[name] = min(best[name], time.perf_counter() - started)
+    same = all(
+        mappers["json"].to_stored_event(e).state == mappers["msgspec"].to_stored_event(e).state
+        for e in sample[:1000]
+    )
     figures: Figures = {f"{name}_us": 1e6 * t / len(sample) for name, t in best.items()}
     figures["ratio"] = figures["msgspec_us"] / figures["json_us"]
     figures["same_bytes"] = same

@@ -34,6 +34,7 @@ def projector_settings(settings: Settings, which: str) -> ProjectorSettings:
         exchange=settings.exchange,
         queue=f"{settings.projection_queue_prefix}.{which}",
         batch_size=settings.projection_batch_size,
+        interval=settings.batch_interval,
         catch_up_interval=settings.projection_catch_up_interval,
     )
 

@@ -23,6 +23,7 @@ class Settings:
     exchange: str = ORDERS_EXCHANGE
     projection_queue_prefix: str = "customers"  # each projection's queue: <prefix>.<name>
     projection_batch_size: int = 500
+    batch_interval: float = 0.02  # the shortest time between two batches of a relay or consumer
     projection_stall_after: float = 30.0
     projection_catch_up_interval: float = 2.0
     api_token: str = field(default="", repr=False)  # a secret: never printed
@@ -40,6 +41,7 @@ class Settings:
             exchange=env_str(env, "ORDERS_EXCHANGE", ORDERS_EXCHANGE),
             projection_queue_prefix=env_str(env, "PROJECTION_QUEUE_PREFIX", "customers"),
             projection_batch_size=env_int(env, "PROJECTION_BATCH_SIZE", 500),
+            batch_interval=env_float(env, "BATCH_INTERVAL", 0.02),
             projection_stall_after=env_float(env, "PROJECTION_STALL_AFTER", 30.0),
             projection_catch_up_interval=env_float(env, "PROJECTION_CATCH_UP_INTERVAL", 2.0),
             api_token=env_str(env, "CUSTOMER_SERVICE_TOKEN", ""),

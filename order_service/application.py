@@ -24,6 +24,7 @@ from order_service.recorders import (
 from order_service.views import OrderPage, OrderView
 from servicekit.groupcommit import GroupCommitter, commit_splitting
 from servicekit.postgres import schema_in_place, skip_table_creation
+from servicekit.transcoder import MsgspecTranscoder
 
 # Order ids derived from an Idempotency-Key live in their own namespace.
 IDEMPOTENCY_NAMESPACE = UUID("6f1d0c1e-9c7a-4d5e-8a43-2b8f0f7d5e10")
@@ -108,7 +109,10 @@ def order_id_for(idempotency_key: str | None) -> UUID:
 
 class Orders(Application[UUID]):
     name = "orders"
-    env = {"APPLICATION_RECORDER_TOPIC": get_topic(PostgresOrderRecorder)}
+    env = {
+        "APPLICATION_RECORDER_TOPIC": get_topic(PostgresOrderRecorder),
+        "TRANSCODER_TOPIC": get_topic(MsgspecTranscoder),  # the library's bytes, sooner
+    }
 
     def construct_recorder(self) -> Any:
         if isinstance(self.factory, POPOFactory):

@@ -49,6 +49,7 @@ def consumer_settings(settings: Settings) -> ConsumerSettings:
         exchange=settings.payments_exchange,
         queue=settings.payment_results_queue,
         bindings=(PAYMENT_EVENTS_BINDING,),
+        interval=settings.batch_interval,
     )
 
 

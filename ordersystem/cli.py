@@ -15,6 +15,7 @@ from functools import partial
 from pathlib import Path
 
 from ordersystem.preflight import preflight, report
+from servicekit.runner import run
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -62,12 +63,12 @@ def cmd_relay(args: argparse.Namespace) -> int:
         from payment_service.relay import run_relay as run_payment_relay
         from payment_service.settings import Settings as PaymentSettings
 
-        asyncio.run(run_payment_relay(PaymentSettings.from_env(os.environ)))
+        run(run_payment_relay(PaymentSettings.from_env(os.environ)))
     else:
         from order_service.relay import run_relay
         from order_service.settings import Settings
 
-        asyncio.run(run_relay(Settings.from_env(os.environ)))
+        run(run_relay(Settings.from_env(os.environ)))
     return 0
 
 
@@ -76,12 +77,12 @@ def cmd_consume(args: argparse.Namespace) -> int:
         from payment_service.processor import run_processor
         from payment_service.settings import Settings as PaymentSettings
 
-        asyncio.run(run_processor(PaymentSettings.from_env(os.environ)))
+        run(run_processor(PaymentSettings.from_env(os.environ)))
     else:
         from order_service.payment_results import run_payment_results
         from order_service.settings import Settings
 
-        asyncio.run(run_payment_results(Settings.from_env(os.environ)))
+        run(run_payment_results(Settings.from_env(os.environ)))
     return 0
 
 
@@ -105,7 +106,7 @@ def cmd_project(args: argparse.Namespace) -> int:
     from customer_service.projector import run_projector
     from customer_service.settings import Settings
 
-    asyncio.run(run_projector(Settings.from_env(os.environ), args.projection))
+    run(run_projector(Settings.from_env(os.environ), args.projection))
     return 0
 
 
@@ -113,14 +114,14 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     from customer_service.projector import rebuild_command
     from customer_service.settings import Settings
 
-    return asyncio.run(rebuild_command(Settings.from_env(os.environ), args.projection))
+    return run(rebuild_command(Settings.from_env(os.environ), args.projection))
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from customer_service.projector import verify_command
     from customer_service.settings import Settings
 
-    return asyncio.run(verify_command(Settings.from_env(os.environ), args.projection))
+    return run(verify_command(Settings.from_env(os.environ), args.projection))
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
@@ -155,7 +156,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return 2
     progress = Progress("replay")
     settings = Settings.from_env(os.environ)
-    sent = asyncio.run(replay(settings, args.start, args.to, args.queue, progress))
+    sent = run(replay(settings, args.start, args.to, args.queue, progress))
     target = f"queue {args.queue}" if args.queue else f"exchange {settings.exchange}"
     print(progress.summary(f"replayed positions {args.start}..{args.to} to {target}"))
     return 0 if sent else 1

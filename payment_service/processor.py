@@ -39,6 +39,7 @@ def consumer_settings(settings: Settings) -> ConsumerSettings:
         exchange=settings.orders_exchange,
         queue=settings.queue,
         bindings=(OrderCreatedV1.TYPE,),
+        interval=settings.batch_interval,
     )
 
 

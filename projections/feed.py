@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import httpx
@@ -34,17 +36,28 @@ class FeedClient:
             raise FeedUnavailableError(f"event feed: {type(exc).__name__}: {exc}") from None
 
     async def pages(self, after: int, upto: int | None = None) -> AsyncIterator[list[Event]]:
-        """Pages after `after`, until the end of the feed or past `upto`."""
-        while True:
-            page = await self.page(after)
-            if upto is not None:
-                page = [e for e in page if e.position <= upto]
-            if not page:
-                return
-            yield page
-            after = page[-1].position
-            if upto is not None and after >= upto:
-                return
+        """Pages after `after`, until the end of the feed or past `upto`.
+
+        The next page is already on its way while the caller works on this one: the order
+        service encodes it while the caller applies this one, on the other core.
+        """
+        ahead: asyncio.Future[list[Event]] | None = asyncio.ensure_future(self.page(after))
+        try:
+            while ahead is not None:
+                page, ahead = await ahead, None
+                if upto is not None:
+                    page = [e for e in page if e.position <= upto]
+                if not page:
+                    return
+                after = page[-1].position
+                if upto is None or after < upto:
+                    ahead = asyncio.ensure_future(self.page(after))
+                yield page
+        finally:
+            if ahead is not None:  # the caller stopped early, or failed
+                ahead.cancel()
+                with contextlib.suppress(asyncio.CancelledError, FeedUnavailableError):
+                    await ahead
 
     async def fetch(self, after: int, upto: int) -> list[Event]:
         """Every envelope with after < position <= upto (the sequencer's gap filler)."""

@@ -43,7 +43,7 @@ class ProjectorSettings:
     queue: str  # durable quorum queue of its own; `<queue>.dlq` holds poison messages
     binding: str = ORDER_EVENTS_BINDING  # the whole stream: the gap check needs every position
     batch_size: int = 500
-    linger: float = 0.02  # how long a batch waits for more messages once one arrived
+    interval: float = 0.02  # the shortest time between two batches (servicekit.messaging)
     prefetch: int = 1000
     catch_up_interval: float = 2.0  # when idle, look at the feed this often
     max_backoff: float = 5.0
@@ -115,7 +115,7 @@ class Projector:
                 ),
                 Batching(
                     size=settings.batch_size,
-                    linger=settings.linger,
+                    interval=settings.interval,
                     idle=settings.catch_up_interval,
                 ),
                 stopping,
@@ -146,7 +146,9 @@ class Projector:
     async def _apply(
         self, db: psycopg.AsyncConnection[Any], arrivals: list[Event | Hole], poisoned: int = 0
     ) -> Outcome:
-        async with db.transaction():
+        # Pipelined: BEGIN, the lock and the position read go in one round trip, and the
+        # apply, the new position and COMMIT in one more, where each was a round trip.
+        async with db.pipeline(), db.transaction():
             cur = db.cursor()
             position = await lock_position(cur, self.projection.name)
             outcome = await sequence(position, arrivals, self.feed.fetch)

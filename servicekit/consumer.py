@@ -43,7 +43,7 @@ class ConsumerSettings:
     bindings: tuple[str, ...]
     prefetch: int = 500
     batch_size: int = 500
-    linger: float = 0.0  # a consumer's batch is what has arrived: waiting would only add latency
+    interval: float = 0.0  # the shortest time between two batches (servicekit.messaging)
 
     def subscription(self) -> Subscription:
         return Subscription(
@@ -67,7 +67,7 @@ class Consumer:
     async def run(self, stopping: asyncio.Event) -> None:
         """Consume until `stopping` is set; reconnect with backoff after any failure."""
         settings = self.settings
-        batching = Batching(size=settings.batch_size, linger=settings.linger)
+        batching = Batching(size=settings.batch_size, interval=settings.interval)
         await keep_running(
             settings.name,
             lambda: consume(settings.subscription(), batching, stopping, self._batch),

@@ -5,9 +5,13 @@ queue, running a session again after a failure, coalescing wake-ups into batches
 poison aside, and acknowledging a batch with one frame. The rules it follows (queue names,
 where poison goes, the reason header) are the messaging contract, in `contracts.messaging`.
 
-A consumer session consumes one queue in batches: the first message (or nothing, after the
-idle interval), then whatever else has arrived, then whatever arrives within `linger`. The
-batch goes to the caller's `on_batch`, which returns the messages it could not read; those
+A consumer session consumes one queue in batches, at most one batch per `interval`: a
+message that comes after a quiet spell is a batch at once, with whatever else has already
+arrived; messages that come sooner after the last batch wait until `interval` has passed
+since it, and go together. So at low rates nothing waits, and under load each wake-up, each
+transaction and each acknowledgement is shared by everything that arrived in an interval;
+a batch is empty after the idle interval without any message. The batch goes to the
+caller's `on_batch`, which returns the messages it could not read; those
 are copied to the dead-letter queue, and then the whole batch is acknowledged at once. A
 failure in `on_batch` leaves the batch unacknowledged and ends the session, so the broker
 delivers it again after the session reconnects.
@@ -18,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -139,11 +144,11 @@ async def dead_letter(dead_letters: AbstractExchange, poison: Poison) -> None:
 
 @dataclass(frozen=True, kw_only=True)
 class Batching:
-    """How wake-ups coalesce: at most `size` per batch, gathered for at most `linger` seconds
-    after the first arrived; with nothing at all, a batch is empty after `idle` seconds."""
+    """At most `size` messages per batch and one batch per `interval` seconds; with nothing
+    at all, a batch is empty after `idle` seconds."""
 
     size: int = 500
-    linger: float = 0.0
+    interval: float = 0.0
     idle: float = 1.0
 
 
@@ -153,6 +158,7 @@ class Inbox:
     def __init__(self, channel: AbstractChannel) -> None:
         self.channel = channel
         self._arrived: asyncio.Queue[Message] = asyncio.Queue()
+        self._last_batch = -math.inf  # when the last batch was handed out
 
     @property
     def waiting(self) -> int:
@@ -172,16 +178,17 @@ class Inbox:
         if first is None:
             return []
         batch = [first]
-        deadline = time.monotonic() + batching.linger
+        due = self._last_batch + batching.interval  # in the past after a quiet spell
         while len(batch) < batching.size:
             if not self._arrived.empty():
                 batch.append(self._arrived.get_nowait())
                 continue
-            remaining = deadline - time.monotonic()
+            remaining = due - time.monotonic()
             if remaining <= 0:
                 break
             with contextlib.suppress(TimeoutError):
                 batch.append(await asyncio.wait_for(self._arrived.get(), remaining))
+        self._last_batch = time.monotonic()
         return batch
 
     async def _first(self, stopping: asyncio.Event, wait: float) -> Message | None:

@@ -1,10 +1,11 @@
 """The relay: publish a service's event log to RabbitMQ, in order, losing nothing.
 
 One relay leads at a time (a Postgres advisory lock held by its session); others wait as
-hot standbys. The leader reads envelopes after its stored position, publishes them with
-pipelined publisher confirms, and stores the new position only after the broker confirmed
-every one of them. A crash at any instant can therefore only re-publish the unconfirmed
-tail, and consumers drop those duplicates by position.
+hot standbys. The leader reads envelopes after its position, publishes them with pipelined
+publisher confirms, and stores a new position only after the broker confirmed every
+message up to it (at most every `store_interval`, so an UPDATE is not paid per event). A
+crash at any instant can therefore only re-publish what came after the stored position,
+and consumers drop those duplicates by position.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -48,7 +51,8 @@ class RelaySettings:
     channel: str  # the event store's NOTIFY channel
     page_size: int = 500
     poll_interval: float = 1.0  # at most this long between reads, even with no NOTIFY
-    linger: float = 0.0  # after a NOTIFY, how long later commits may join the same page
+    interval: float = 0.0  # the shortest time between two reads woken by NOTIFY
+    store_interval: float = 0.25  # the stored position trails the confirmed one by at most this
     standby_interval: float = 1.0  # how often a standby tries to take the lead
     max_backoff: float = 5.0
 
@@ -111,9 +115,13 @@ class Relay:
         self.log = event_log
         self.settings = settings
         self.published = 0  # messages confirmed by the broker since start
-        self.position = 0  # the last confirmed (and stored) position
+        self.confirmed = 0  # the last position the broker confirmed
+        self.position = 0  # the last stored position: at most `store_interval` behind
         self.failures = 0  # times a lead ended in an error (broker or database trouble)
         self.reads = 0  # pages read, empty or not (a wake-up costs one)
+        self.stores = 0  # position UPDATEs
+        self._stored_at = 0.0
+        self._last_read = -math.inf  # when the last relaying began
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Lead (or stand by) until `stopping` is set; back off and retry on any failure."""
@@ -134,6 +142,7 @@ class Relay:
             if not await self._become_leader(session, stopping):
                 return
             self.position = await published_position(session, self.settings.name)
+            self.confirmed, self._stored_at = self.position, time.monotonic()
             log.info("relay %s leads from position %d", self.settings.name, self.position)
             async with (
                 channel(self.settings.amqp_url) as opened,
@@ -143,21 +152,27 @@ class Relay:
                     self.settings.exchange, aio_pika.ExchangeType.TOPIC, durable=True
                 )
                 await listener.execute(f'LISTEN "{self.settings.channel}"')
+                news = True
                 while not stopping.is_set():
-                    await self._relay_all(session, exchange)
-                    await self._wait_for_news(listener, stopping)
+                    if news:
+                        await self._relay_all(session, exchange)
+                    if self._store_due_in() <= 0:
+                        await self._store(session)
+                    news = await self._wait_for_news(listener, stopping)
+                await self._store(session)  # a clean stop leaves nothing to publish again
 
     async def _relay_all(
         self, session: psycopg.AsyncConnection[object], exchange: AbstractExchange
     ) -> None:
-        """Publish everything after the stored position, page by page.
+        """Publish everything after the confirmed position, page by page.
 
         The next page is read while the broker confirms the current one. A page shorter than
         the page size means the log is drained: no second read to learn that it is empty
         (an event committed meanwhile sends a NOTIFY, which wakes the relay again).
         """
         size = self.settings.page_size
-        read_to = self.position
+        read_to = self.confirmed
+        self._last_read = time.monotonic()
         confirming: asyncio.Future[int] | None = None
         try:
             while True:
@@ -188,19 +203,38 @@ class Relay:
     async def _stored(
         self, session: psycopg.AsyncConnection[object], confirming: asyncio.Future[int], to: int
     ) -> None:
-        """Once the broker confirmed every message up to `to`, the position moves there.
+        """Once the broker confirmed every message up to `to`, the position may move there.
 
-        The UPDATE goes through the session that holds the lock: a relay that lost it
-        cannot write. Until it is stored, a crash re-publishes the page, and consumers drop
-        the duplicates by position.
+        After a full page it is stored at once; after a short one, at most every
+        `store_interval`: at everyday rates a page is an event or two, and an UPDATE per page
+        would cost as much as publishing it. Until it is stored, a crash re-publishes what
+        came after (at most a page, or `store_interval` of events), and consumers drop the
+        duplicates by position.
         """
         published = await confirming
+        self.published += published
+        self.confirmed = to
+        if published == self.settings.page_size or self._store_due_in() <= 0:
+            await self._store(session)
+
+    def _store_due_in(self) -> float:
+        """Seconds until the confirmed position must be stored; inf with nothing to store."""
+        if self.confirmed == self.position:
+            return float("inf")
+        return self._stored_at + self.settings.store_interval - time.monotonic()
+
+    async def _store(self, session: psycopg.AsyncConnection[object]) -> None:
+        """The UPDATE goes through the session that holds the lock: a relay that lost it
+        cannot write."""
+        if self.confirmed == self.position:
+            return
         await session.execute(
             "UPDATE relay_positions SET last_published = %s, updated_at = now() WHERE name = %s",
-            (to, self.settings.name),
+            (self.confirmed, self.settings.name),
         )
-        self.published += published
-        self.position = to
+        self.position = self.confirmed
+        self.stores += 1
+        self._stored_at = time.monotonic()
 
     async def _become_leader(
         self, session: psycopg.AsyncConnection[object], stopping: asyncio.Event
@@ -218,12 +252,15 @@ class Relay:
 
     async def _wait_for_news(
         self, listener: psycopg.AsyncConnection[object], stopping: asyncio.Event
-    ) -> None:
-        """Until a NOTIFY from the event store, the poll interval, or a stop: the first.
-
-        With `linger`, the relay then gives the next commits that long to join the page.
-        """
-        notified = asyncio.ensure_future(self._notified(listener))
+    ) -> bool:
+        """Until a NOTIFY from the event store, the poll interval, a stop, or the moment the
+        confirmed position is due to be stored: the first. True when there may be news (a
+        NOTIFY, or the poll interval passed without one). A NOTIFY sooner than `interval`
+        after the last read waits until `interval` has passed: the commits of that spell
+        then share one page, one read and one confirm round trip."""
+        started = time.monotonic()
+        wait = min(self.settings.poll_interval, max(0.0, self._store_due_in()))
+        notified = asyncio.ensure_future(self._notified(listener, wait))
         stopped = asyncio.ensure_future(stopping.wait())
         await asyncio.wait({notified, stopped}, return_when=asyncio.FIRST_COMPLETED)
         stopped.cancel()
@@ -231,17 +268,19 @@ class Relay:
             notified.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await notified
-            return
-        if notified.exception() is not None:
-            raise notified.exception()  # type: ignore[misc]
-        if self.settings.linger > 0 and notified.result():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), self.settings.linger)
+            return False
+        if notified.result():
+            due = self._last_read + self.settings.interval - time.monotonic()
+            if due > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), due)
+            return True
+        return time.monotonic() - started >= self.settings.poll_interval
 
-    async def _notified(self, listener: psycopg.AsyncConnection[object]) -> bool:
-        """Wait for a NOTIFY (at most the poll interval); True if one came. One wait takes
+    async def _notified(self, listener: psycopg.AsyncConnection[object], wait: float) -> bool:
+        """Wait for a NOTIFY (at most `wait` seconds); True if one came. One wait takes
         every NOTIFY the socket holds, so a burst of commits costs one wake-up."""
-        async for _ in listener.notifies(timeout=self.settings.poll_interval, stop_after=1):
+        async for _ in listener.notifies(timeout=wait, stop_after=1):
             return True
         return False
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from granian import Granian
-from granian.constants import Interfaces
+from granian.constants import Interfaces, Loops
 
 
 def serve(target: str, *, host: str, port: int, workers: int = 1) -> None:
@@ -13,6 +13,7 @@ def serve(target: str, *, host: str, port: int, workers: int = 1) -> None:
         address=host,
         port=port,
         interface=Interfaces.ASGI,
+        loop=Loops.uvloop,
         workers=workers,
         factory=True,
         log_access=False,

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
+from functools import partial
 
 import aio_pika
 import pytest
@@ -156,6 +157,34 @@ async def test_a_backlog_is_read_page_by_page_with_no_empty_read_after_it(
     assert relay.reads == 4
     stopping.set()
     await running
+
+
+async def test_the_position_is_stored_once_per_interval_not_once_per_page(
+    settings: Settings, orders: Orders, topology: Topology
+) -> None:
+    relay = relay_for(settings, orders, topology)
+    relay.settings = dataclasses.replace(relay.settings, store_interval=600)
+    stopping = asyncio.Event()
+    running = asyncio.create_task(relay.run(stopping))
+    for n in range(1, 6):  # five commits, five wake-ups, five pages of one
+        place(orders, 1)
+        await eventually(partial(confirmed, relay, n), what=f"{n} confirmed")
+
+    assert relay.reads >= 5
+    assert (relay.position, relay.stores) == (0, 0)  # not due yet: nothing written
+    assert relay_lag(event_log(orders), settings.postgres.conninfo(), "orders")["lag"] == 5
+
+    stopping.set()
+    await running
+
+    assert (relay.position, relay.stores) == (5, 1)  # a clean stop stores what was confirmed
+    lag = relay_lag(event_log(orders), settings.postgres.conninfo(), "orders")
+    assert lag == {"published_position": 5, "lag": 0}
+    assert len(await topology.collect(lambda got: len(got) >= 5)) == 5
+
+
+def confirmed(relay: Relay, position: int) -> bool:
+    return relay.confirmed == position
 
 
 async def queued(topology: Topology) -> int:

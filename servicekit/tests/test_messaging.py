@@ -66,27 +66,7 @@ async def test_a_batch_is_what_has_arrived_up_to_its_size(subscription: Subscrip
         await second[-1].ack(multiple=True)
 
 
-async def test_linger_gathers_what_arrives_soon_after_the_first(
-    subscription: Subscription,
-) -> None:
-    stopping = asyncio.Event()
-    async with channel(AMQP_URL, prefetch=100) as opened:
-        inbox = await inbox_on(subscription, opened)
-        await publish(subscription, b"first")
-
-        async def later() -> None:
-            await eventually(lambda: inbox.waiting == 0, what="the first taken")
-            await publish(subscription, b"second")
-
-        publishing = asyncio.create_task(later())
-        batch = await inbox.batch(stopping, Batching(size=10, linger=1.0, idle=5.0))
-        await publishing
-
-        assert [m.body for m in batch] == [b"first", b"second"]
-        await batch[-1].ack(multiple=True)
-
-
-async def test_without_linger_a_lone_message_is_a_batch_at_once(
+async def test_after_a_quiet_spell_a_message_is_a_batch_at_once(
     subscription: Subscription,
 ) -> None:
     stopping = asyncio.Event()
@@ -94,11 +74,34 @@ async def test_without_linger_a_lone_message_is_a_batch_at_once(
         inbox = await inbox_on(subscription, opened)
         await publish(subscription, b"alone")
         started = time.monotonic()
-        batch = await inbox.batch(stopping, Batching(size=10, linger=0.0, idle=5.0))
+        batch = await inbox.batch(stopping, Batching(size=10, interval=30.0, idle=30.0))
 
         assert [m.body for m in batch] == [b"alone"]
-        assert time.monotonic() - started < 2.0  # it came when it arrived, not after `idle`
+        assert time.monotonic() - started < 10  # it went when it came, not after `interval`
         await batch[-1].ack(multiple=True)
+
+
+async def test_messages_soon_after_a_batch_wait_for_the_interval_and_go_together(
+    subscription: Subscription,
+) -> None:
+    stopping = asyncio.Event()
+    batching = Batching(size=10, interval=3.0, idle=5.0)
+    async with channel(AMQP_URL, prefetch=100) as opened:
+        inbox = await inbox_on(subscription, opened)
+        await publish(subscription, b"first")
+        first = await inbox.batch(stopping, batching)
+        handed_out = time.monotonic()
+
+        await publish(subscription, b"second")
+        await eventually(lambda: inbox.waiting == 1, what="the second delivered")
+        publishing = asyncio.create_task(publish(subscription, b"third"))
+        second = await inbox.batch(stopping, batching)
+        await publishing
+
+        assert [m.body for m in first] == [b"first"]
+        assert [m.body for m in second] == [b"second", b"third"]
+        assert time.monotonic() - handed_out >= 3.0  # it waited out the interval
+        await second[-1].ack(multiple=True)
 
 
 async def test_an_idle_inbox_gives_an_empty_batch_and_a_closed_channel_raises(
@@ -125,7 +128,7 @@ async def test_a_session_acks_each_batch_once_handled_and_dead_letters_its_poiso
     await publish(subscription, b"one", b"bad", b"two")
     stopping = asyncio.Event()
     session = asyncio.create_task(
-        consume(subscription, Batching(size=10, linger=0.2, idle=0.1), stopping, on_batch)
+        consume(subscription, Batching(size=10, interval=0.2, idle=0.1), stopping, on_batch)
     )
     await eventually(lambda: unfinished_is_zero(subscription), what="every message finished")
     stopping.set()
