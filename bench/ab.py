@@ -11,6 +11,10 @@ of every process.
 
 It runs the comparison code of each revision, so BASE must have bench/compare.py with
 `project` and `load`; any revision since the comparison was added (6b6d2d1) has.
+
+`python -m bench.ab --env NAME=V1,V2,... [ROUNDS]` (`make bench-env VAR=NAME VALUES=...`)
+compares settings instead of revisions: this checkout, with the environment variable NAME
+set to each value in turn, interleaved the same way; ratios are to the first value.
 """
 
 from __future__ import annotations
@@ -63,12 +67,12 @@ FIGURES = (
 )
 
 
-def measure(root: Path) -> dict[str, Any]:
+def measure(root: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
     """Every load, once, on the code in `root` (its own packages, its own bench)."""
     done = subprocess.run(
         [sys.executable, "-c", MEASURE],
         cwd=root,
-        env={**os.environ, "PYTHONPATH": str(root), "LOG_LEVEL": "WARNING"},
+        env={**os.environ, **(env or {}), "PYTHONPATH": str(root), "LOG_LEVEL": "WARNING"},
         capture_output=True,
         text=True,
         timeout=1800,
@@ -83,18 +87,21 @@ def median(runs: list[dict[str, Any]], load: str, key: str) -> float:
     return float(statistics.median(float(run[load][key]) for run in runs))
 
 
-def report(runs: dict[str, list[dict[str, Any]]], base: str) -> None:
-    print(f"\nmedians of {len(runs['this'])} rounds each; ratio = this checkout / {base}")
-    for load in runs["this"][0]:
+def report(runs: dict[str, list[dict[str, Any]]]) -> None:
+    """Each figure's median for every variant, and its ratio to the first variant's."""
+    names = list(runs)
+    print(f"\nmedians of {len(runs[names[0]])} rounds each; ratios to {names[0]}")
+    print(f"  {'':28} " + " ".join(f"{name[:12]:>12}" for name in names))
+    for load in runs[names[0]][0]:
         print(f"\n{load}:")
         for label, key in FIGURES:
-            old, new = median(runs["base"], load, key), median(runs["this"], load, key)
-            ratio = f"{new / old:.2f}" if old else "-"
-            print(f"  {label:28} {old:10.2f} {new:10.2f}   {ratio}")
-        processes = runs["this"][0][load]["cpu_ms_per_order"].keys()
-        for name in sorted(processes, key=lambda n: -median_cpu(runs["this"], load, n)):
-            old, new = median_cpu(runs["base"], load, name), median_cpu(runs["this"], load, name)
-            print(f"  CPU ms/order {name[:28]:28} {old:6.2f} {new:6.2f}")
+            values = [median(runs[name], load, key) for name in names]
+            ratios = [f"{v / values[0]:.2f}" if values[0] else "-" for v in values[1:]]
+            print(f"  {label:28} " + " ".join(f"{v:12.2f}" for v in values), " ", *ratios)
+        processes = runs[names[-1]][0][load]["cpu_ms_per_order"].keys()
+        for process in sorted(processes, key=lambda p: -median_cpu(runs[names[-1]], load, p)):
+            values = [median_cpu(runs[name], load, process) for name in names]
+            print(f"  CPU ms/order {process[:15]:15} " + " ".join(f"{v:12.2f}" for v in values))
 
 
 def median_cpu(runs: list[dict[str, Any]], load: str, name: str) -> float:
@@ -103,7 +110,24 @@ def median_cpu(runs: list[dict[str, Any]], load: str, name: str) -> float:
     )
 
 
-def main(base: str, rounds: int) -> int:
+def interleaved(variants: dict[str, tuple[Path, dict[str, str]]], rounds: int) -> None:
+    """Every variant once per round, the order reversed every other round; then the report."""
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
+    for number in range(1, rounds + 1):
+        order = list(variants) if number % 2 else list(reversed(variants))
+        for name in order:
+            root, env = variants[name]
+            runs[name].append(measure(root, env))
+            summary = ", ".join(
+                f"{load} {f['machine_cpu_ms_per_order']:.1f} ms CPU/order"
+                f" p99 {f['post_p99_ms']:.0f} ms"
+                for load, f in runs[name][-1].items()
+            )
+            print(f"round {number}, {name}: {summary}", flush=True)
+    report(runs)
+
+
+def revisions(base: str, rounds: int) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-ab-") as scratch:
         worktree = Path(scratch) / "base"
         subprocess.run(
@@ -112,24 +136,21 @@ def main(base: str, rounds: int) -> int:
             check=True,
             capture_output=True,
         )
-        runs: dict[str, list[dict[str, Any]]] = {"base": [], "this": []}
         try:
-            for number in range(1, rounds + 1):
-                order = (("base", worktree), ("this", ROOT))
-                for name, root in order if number % 2 else reversed(order):
-                    runs[name].append(measure(root))
-                    loads = runs[name][-1]
-                    summary = ", ".join(
-                        f"{load} {f['machine_cpu_ms_per_order']:.1f} ms CPU/order"
-                        f" p99 {f['post_p99_ms']:.0f} ms"
-                        for load, f in loads.items()
-                    )
-                    print(f"round {number}, {name}: {summary}", flush=True)
+            interleaved({base: (worktree, {}), "this checkout": (ROOT, {})}, rounds)
         finally:
             subprocess.run(
                 ["git", "worktree", "remove", "--force", str(worktree)], cwd=ROOT, check=False
             )
-    report(runs, base)
+    return 0
+
+
+def settings(assignment: str, rounds: int) -> int:
+    name, _, values = assignment.partition("=")
+    if not name or not values:
+        print("--env wants NAME=V1,V2,...", file=sys.stderr)
+        return 2
+    interleaved({f"{name}={v}": (ROOT, {name: v}) for v in values.split(",")}, rounds)
     return 0
 
 
@@ -138,4 +159,6 @@ if __name__ == "__main__":
     if not args or args[0] in ("-h", "--help"):
         print(__doc__)
         raise SystemExit(0 if args else 2)
-    raise SystemExit(main(args[0], int(args[1]) if len(args) > 1 else 3))
+    if args[0] == "--env" and len(args) > 1:
+        raise SystemExit(settings(args[1], int(args[2]) if len(args) > 2 else 3))
+    raise SystemExit(revisions(args[0], int(args[1]) if len(args) > 1 else 3))
