@@ -13,7 +13,6 @@ settled within SETTLE_WITHIN seconds of the load stopping.
 from __future__ import annotations
 
 import asyncio
-import os
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -26,7 +25,7 @@ import psycopg
 
 from bench import scenarios
 from bench.baseline import stack as baseline
-from bench.load import Result, closed_loop, open_loop
+from bench.load import Result, closed_loop, machine_busy_seconds, open_loop, quiet
 from tests.support import Databases, eventually, queue_exists
 
 RATES = (50, 100, 200, 400)
@@ -132,26 +131,6 @@ async def conventional(prefix: str) -> Subject:
 
 
 # --- measuring ----------------------------------------------------------------------
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds the whole machine has spent busy (every core), from /proc/stat."""
-    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-async def quiet(within: float = 60.0, below: float = 0.15) -> None:
-    """Wait (bounded) until the machine is idle: a backlog or a previous load left running
-    would otherwise be counted in the next figure."""
-    deadline = time.monotonic() + within
-    calm = 0
-    while time.monotonic() < deadline and calm < 2:
-        before, started = machine_busy_seconds(), time.monotonic()
-        await asyncio.sleep(0.5)  # the length of one sample of the machine's load
-        cores = os.cpu_count() or 1
-        share = (machine_busy_seconds() - before) / (time.monotonic() - started) / cores
-        calm = calm + 1 if share < below else 0
 
 
 @dataclass

@@ -8,9 +8,11 @@ queueing delay (coordinated omission corrected). Closed loop with N workers for 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -103,3 +105,23 @@ async def closed_loop(
         await asyncio.gather(*(worker() for _ in range(workers)))
         result.seconds = time.monotonic() - start
     return result
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (every core), from /proc/stat."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+async def quiet(within: float = 60.0, below: float = 0.15) -> None:
+    """Wait (bounded) until the machine is idle: a backlog or a previous load left running
+    would otherwise be counted in the next figure."""
+    deadline = time.monotonic() + within
+    calm = 0
+    while time.monotonic() < deadline and calm < 2:
+        before, started = machine_busy_seconds(), time.monotonic()
+        await asyncio.sleep(0.5)  # the length of one sample of the machine's load
+        cores = os.cpu_count() or 1
+        share = (machine_busy_seconds() - before) / (time.monotonic() - started) / cores
+        calm = calm + 1 if share < below else 0

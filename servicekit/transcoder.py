@@ -55,12 +55,18 @@ class MsgspecTranscoder(JSONTranscoder):
         )
 
     def _untagged(self, value: Any) -> Any:
-        kind = type(value)
-        if kind is dict:
-            found = {key: self._untagged(item) for key, item in value.items()}
-            return self._decode_obj(found)
-        if kind is list:
-            return [self._untagged(item) for item in value]
+        """Tagged values decoded, in place, visiting only containers (most values of an
+        event's state are plain)."""
+        if type(value) is dict:
+            for key, item in value.items():
+                if type(item) is dict or type(item) is list:
+                    value[key] = self._untagged(item)
+            if len(value) == 2 and "_type_" in value and "_data_" in value:
+                return self._decode_obj(value)
+        elif type(value) is list:
+            for index, item in enumerate(value):
+                if type(item) is dict or type(item) is list:
+                    value[index] = self._untagged(item)
         return value
 
 

@@ -8,13 +8,15 @@ from decimal import Decimal
 
 import pytest
 from eventsourcing.domain import Aggregate, event
+from hypothesis import given
+from hypothesis import strategies as st
 
 from contracts.events import OrderCreatedV1
 from order_service.application import Orders, PlaceOrder
 from order_service.domain import Order, Status
 from order_service.relay import event_log
 from order_service.translation import PUBLIC_TOPICS, to_contract
-from servicekit.eventlog import EventLog, event_id
+from servicekit.eventlog import EVENT_ID_NAMESPACE, EventLog, event_id
 
 
 @pytest.fixture
@@ -54,6 +56,17 @@ def test_event_ids_are_stable_for_a_stream_and_version() -> None:
 
     assert event_id(stream, 1) == event_id(stream, 1)
     assert event_id(stream, 1) != event_id(stream, 2)
+
+
+@given(st.uuids(), st.integers(min_value=1, max_value=2**63 - 1))
+def test_an_event_id_is_the_uuid5_of_its_stream_and_version(
+    stream: uuid.UUID, version: int
+) -> None:
+    expected = uuid.uuid5(EVENT_ID_NAMESPACE, f"{stream}:{version}")
+
+    assert event_id(stream, version) == expected
+    assert event_id(str(stream), version) == expected
+    assert event_id(stream, version).version == 5
 
 
 def place(orders: Orders, count: int) -> None:
