@@ -146,9 +146,7 @@ class Projector:
     async def _apply(
         self, db: psycopg.AsyncConnection[Any], arrivals: list[Event | Hole], poisoned: int = 0
     ) -> Outcome:
-        # Pipelined: BEGIN, the lock and the position read go in one round trip, and the
-        # apply, the new position and COMMIT in one more, where each was a round trip.
-        async with db.pipeline(), db.transaction():
+        async with db.transaction():
             cur = db.cursor()
             position = await lock_position(cur, self.projection.name)
             outcome = await sequence(position, arrivals, self.feed.fetch)
