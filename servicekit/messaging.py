@@ -243,7 +243,7 @@ async def consume(
         while not stopping.is_set():
             batch = await inbox.batch(stopping, batching)
             if not batch:
-                if on_idle is not None:
+                if on_idle is not None and not stopping.is_set():
                     await on_idle()
                 continue
             for poison in await on_batch(batch):
