@@ -74,8 +74,8 @@ async def publish_confirmed(
     exchange: AbstractExchange,
     batch: list[Envelope[IntegrationEvent]],
     routing_key: str | None = None,
-) -> int:
-    """Publish in order, confirms pipelined; once the broker confirmed all of them, how many.
+) -> None:
+    """Publish in order, confirms pipelined; return once the broker confirmed all of them.
 
     The routing key is each event's type, unless one is given (a queue's name, with the
     default exchange, to feed a single consumer).
@@ -94,7 +94,6 @@ async def publish_confirmed(
             ) from result
         if isinstance(result, BaseException):
             raise result
-    return len(batch)
 
 
 async def published_position(session: psycopg.AsyncConnection[object], name: str) -> int:
@@ -170,27 +169,18 @@ class Relay:
         the page size means the log is drained: no second read to learn that it is empty
         (an event committed meanwhile sends a NOTIFY, which wakes the relay again).
         """
-        size = self.settings.page_size
-        read_to = self.confirmed
         self._last_read = time.monotonic()
-        confirming: asyncio.Future[int] | None = None
-        try:
-            while True:
-                page = await self._read(session, read_to)
-                if confirming is not None:
-                    await self._stored(session, confirming, read_to)
-                    confirming = None
-                if not page:
-                    return
-                confirming = asyncio.ensure_future(publish_confirmed(exchange, page))
-                read_to = page[-1].position
-                if len(page) < size:
-                    await self._stored(session, confirming, read_to)
-                    confirming = None
-                    return
-        finally:
-            if confirming is not None:  # the lead failed mid-page: its confirms do not matter
-                confirming.cancel()
+        page = await self._read(session, self.confirmed)
+        while page:
+            confirming = asyncio.ensure_future(publish_confirmed(exchange, page))
+            full = len(page) == self.settings.page_size
+            try:
+                following = await self._read(session, page[-1].position) if full else []
+                await confirming
+            finally:
+                confirming.cancel()  # a no-op once confirmed; else the lead failed mid-page
+            await self._confirmed(session, page, full)
+            page = following
 
     async def _read(
         self, session: psycopg.AsyncConnection[object], after: int
@@ -200,10 +190,13 @@ class Relay:
             session, after=after, limit=self.settings.page_size, previous=after or None
         )
 
-    async def _stored(
-        self, session: psycopg.AsyncConnection[object], confirming: asyncio.Future[int], to: int
+    async def _confirmed(
+        self,
+        session: psycopg.AsyncConnection[object],
+        page: list[Envelope[IntegrationEvent]],
+        full: bool,
     ) -> None:
-        """Once the broker confirmed every message up to `to`, the position may move there.
+        """The broker confirmed every message of `page`: the position may move to its end.
 
         After a full page it is stored at once; after a short one, at most every
         `store_interval`: at everyday rates a page is an event or two, and an UPDATE per page
@@ -211,10 +204,9 @@ class Relay:
         came after (at most a page, or `store_interval` of events), and consumers drop the
         duplicates by position.
         """
-        published = await confirming
-        self.published += published
-        self.confirmed = to
-        if published == self.settings.page_size or self._store_due_in() <= 0:
+        self.published += len(page)
+        self.confirmed = page[-1].position
+        if full or self._store_due_in() <= 0:
             await self._store(session)
 
     def _store_due_in(self) -> float:
