@@ -21,6 +21,7 @@ from eventsourcing.persistence import JSONTranscoder, Mapper
 from bench.load import Result, closed_loop, open_loop, quiet
 from contracts.codec import encode, envelope
 from contracts.events import OrderCreatedV1
+from contracts.messaging import dead_letter_names
 from customer_service.store import migrate
 from order_service.application import Orders, PlaceOrder
 from order_service.domain import Order
@@ -28,7 +29,12 @@ from order_service.relay import event_log, relay_settings
 from order_service.settings import Settings as OrderSettings
 from projections.feed import FeedClient
 from projections.orders_count import OrdersCount
-from projections.projector import Projector, ProjectorSettings, declare_topology
+from projections.projector import (
+    Projector,
+    ProjectorSettings,
+    declare_topology,
+    stream_subscription,
+)
 from projections.rebuild import rebuild
 from servicekit.relay import Relay, message
 from servicekit.transcoder import msgspec_transcoder
@@ -398,16 +404,15 @@ async def projection(databases: Databases, prefix: str, *, backlog: int = 100_00
     migrate(database)
     settings = ProjectorSettings(
         conninfo=database.conninfo(),
-        amqp_url=AMQP_URL,
-        exchange=f"{prefix}.backlog",
-        queue=f"{prefix}.backlog.count",
+        subscription=stream_subscription(AMQP_URL, f"{prefix}.backlog", f"{prefix}.backlog.count"),
     )
+    queue = settings.subscription
     figures: Figures = {}
     async with await aio_pika.connect(AMQP_URL) as connection:
         channel = await connection.channel(publisher_confirms=True)
         await declare_topology(channel, settings)
         plain = await channel.declare_queue(f"{prefix}.backlog.plain", durable=True)
-        exchange = await channel.get_exchange(settings.exchange)
+        exchange = await channel.get_exchange(queue.exchange)
         await plain.bind(exchange, "order.#")
         for start in range(0, backlog, 1000):
             await asyncio.gather(
@@ -441,10 +446,11 @@ async def projection(databases: Databases, prefix: str, *, backlog: int = 100_00
         stopping.set()
         await task
         await feed.aclose()
-        for name in (settings.queue, f"{settings.queue}.dlq", plain.name):
+        dlx, dlq = dead_letter_names(queue.queue)
+        for name in (queue.queue, dlq, plain.name):
             await channel.queue_delete(name)
-        await channel.exchange_delete(f"{settings.queue}.dlx")
-        await channel.exchange_delete(settings.exchange)
+        await channel.exchange_delete(dlx)
+        await channel.exchange_delete(queue.exchange)
     figures["ratio"] = figures["projector_per_s"] / figures["plain_per_s"]
     figures["backlog"] = backlog
     return figures

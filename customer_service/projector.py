@@ -14,7 +14,7 @@ from customer_service.store import migrate
 from projections.feed import FeedClient
 from projections.orders_by_status import OrdersByStatus
 from projections.orders_count import OrdersCount
-from projections.projector import Projector, ProjectorSettings
+from projections.projector import Projector, ProjectorSettings, stream_subscription
 from projections.rebuild import rebuild, verify
 from projections.tracking import status
 from servicekit.progress import Progress
@@ -30,9 +30,9 @@ PROJECTIONS: dict[str, type[OrdersCount] | type[OrdersByStatus]] = {
 def projector_settings(settings: Settings, which: str) -> ProjectorSettings:
     return ProjectorSettings(
         conninfo=settings.postgres.conninfo(),
-        amqp_url=settings.amqp_url,
-        exchange=settings.exchange,
-        queue=f"{settings.projection_queue_prefix}.{which}",
+        subscription=stream_subscription(
+            settings.amqp_url, settings.exchange, f"{settings.projection_queue_prefix}.{which}"
+        ),
         batch_size=settings.projection_batch_size,
         interval=settings.batch_interval,
         catch_up_interval=settings.projection_catch_up_interval,

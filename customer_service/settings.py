@@ -23,7 +23,7 @@ class Settings:
     exchange: str = ORDERS_EXCHANGE
     projection_queue_prefix: str = "customers"  # each projection's queue: <prefix>.<name>
     projection_batch_size: int = 500
-    batch_interval: float = 0.02  # the shortest time between two batches of a relay or consumer
+    batch_interval: float = 0.02  # the shortest time between two batches of a projector
     projection_stall_after: float = 30.0
     projection_catch_up_interval: float = 2.0
     api_token: str = field(default="", repr=False)  # a secret: never printed

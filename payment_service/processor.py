@@ -9,6 +9,7 @@ from contracts.events import Envelope, IntegrationEvent, OrderCreatedV1
 from payment_service.application import PaymentRequest, Payments
 from payment_service.settings import Settings
 from servicekit.consumer import ConsumerSettings, Handler, run_consumer_process
+from servicekit.messaging import Subscription
 
 CENT = 2
 
@@ -35,10 +36,13 @@ def handler(payments: Payments) -> Handler:
 def consumer_settings(settings: Settings) -> ConsumerSettings:
     return ConsumerSettings(
         name="payments",
-        amqp_url=settings.amqp_url,
-        exchange=settings.orders_exchange,
-        queue=settings.queue,
-        bindings=(OrderCreatedV1.TYPE,),
+        subscription=Subscription(
+            amqp_url=settings.amqp_url,
+            exchange=settings.orders_exchange,
+            queue=settings.queue,
+            bindings=(OrderCreatedV1.TYPE,),
+            prefetch=500,
+        ),
         interval=settings.batch_interval,
     )
 

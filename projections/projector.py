@@ -35,16 +35,20 @@ from servicekit.messaging import (
 log = logging.getLogger(__name__)
 
 
+def stream_subscription(amqp_url: str, exchange: str, queue: str) -> Subscription:
+    """A projector's queue of its own (`<queue>.dlq` holds its poison messages), bound to the
+    whole stream: the gap check needs every position."""
+    return Subscription(
+        amqp_url=amqp_url, exchange=exchange, queue=queue, bindings=(ORDER_EVENTS_BINDING,)
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class ProjectorSettings:
     conninfo: str  # the read model's database
-    amqp_url: str
-    exchange: str
-    queue: str  # durable quorum queue of its own; `<queue>.dlq` holds poison messages
-    binding: str = ORDER_EVENTS_BINDING  # the whole stream: the gap check needs every position
+    subscription: Subscription  # stream_subscription(...)
     batch_size: int = 500
     interval: float = 0.02  # the shortest time between two batches (servicekit.messaging)
-    prefetch: int = 1000
     catch_up_interval: float = 2.0  # when idle, look at the feed this often
     max_backoff: float = 5.0
 
@@ -74,9 +78,8 @@ async def declare_topology(
     channel: AbstractChannel, settings: ProjectorSettings
 ) -> tuple[AbstractQueue, AbstractExchange]:
     """The projector's queue bound to the stream, and its dead-letter exchange."""
-    return await declare_consumer_queue(
-        channel, settings.exchange, settings.queue, [settings.binding]
-    )
+    queue = settings.subscription
+    return await declare_consumer_queue(channel, queue.exchange, queue.queue, queue.bindings)
 
 
 class Projector:
@@ -106,13 +109,7 @@ class Projector:
             await self.prepare(db)
             await self._catch_up_if_possible(db)
             await consume(
-                Subscription(
-                    amqp_url=settings.amqp_url,
-                    exchange=settings.exchange,
-                    queue=settings.queue,
-                    bindings=(settings.binding,),
-                    prefetch=settings.prefetch,
-                ),
+                settings.subscription,
                 Batching(
                     size=settings.batch_size,
                     interval=settings.interval,

@@ -37,22 +37,9 @@ Handler = Callable[[list[Envelope[IntegrationEvent]]], Awaitable[list[str | None
 @dataclass(frozen=True, kw_only=True)
 class ConsumerSettings:
     name: str
-    amqp_url: str
-    exchange: str
-    queue: str
-    bindings: tuple[str, ...]
-    prefetch: int = 500
+    subscription: Subscription
     batch_size: int = 500
     interval: float = 0.0  # the shortest time between two batches (servicekit.messaging)
-
-    def subscription(self) -> Subscription:
-        return Subscription(
-            amqp_url=self.amqp_url,
-            exchange=self.exchange,
-            queue=self.queue,
-            bindings=self.bindings,
-            prefetch=self.prefetch,
-        )
 
 
 class Consumer:
@@ -62,7 +49,6 @@ class Consumer:
         self.handled = 0
         self.poisoned = 0
         self.failures = 0
-        self.batches = 0
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Consume until `stopping` is set; reconnect with backoff after any failure."""
@@ -70,7 +56,7 @@ class Consumer:
         batching = Batching(size=settings.batch_size, interval=settings.interval)
         await keep_running(
             settings.name,
-            lambda: consume(settings.subscription(), batching, stopping, self._batch),
+            lambda: consume(settings.subscription, batching, stopping, self._batch),
             stopping,
             on_failure=self._failed,
         )
@@ -93,7 +79,6 @@ class Consumer:
             else:
                 poison.append(Poison(message, f"UnprocessableError: {reason}"))
         self.poisoned += len(poison)
-        self.batches += 1
         return poison
 
 

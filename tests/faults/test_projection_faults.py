@@ -14,7 +14,7 @@ import pytest
 from contracts.codec import encode
 from order_service.application import Orders
 from order_service.relay import event_log
-from projections.projector import ProjectorSettings, declare_topology
+from projections.projector import ProjectorSettings, declare_topology, stream_subscription
 from tests.e2e.conftest import System, start_system
 from tests.support import (
     AMQP_URL,
@@ -94,9 +94,7 @@ async def declare_projector_queue(system: System) -> None:
     """The projector's own topology, as it declares it, before anything is published."""
     settings = ProjectorSettings(
         conninfo="",
-        amqp_url=AMQP_URL,
-        exchange=system.exchange,
-        queue=system.projection_queue,
+        subscription=stream_subscription(AMQP_URL, system.exchange, system.projection_queue),
     )
     async with await aio_pika.connect(AMQP_URL) as connection:
         await declare_topology(await connection.channel(), settings)
