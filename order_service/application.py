@@ -52,6 +52,15 @@ class PaymentResult:
     reason: str = ""
     correlation_id: str = ""
 
+    def record_on(self, order: Order) -> bool:
+        """Take this result on the order; False (nothing recorded) if it had one already."""
+        return order.record_payment(
+            payment_id=self.payment_id,
+            succeeded=self.succeeded,
+            reason=self.reason,
+            correlation_id=self.correlation_id,
+        )
+
 
 @dataclass(frozen=True)
 class HistoryEntry:
@@ -208,15 +217,14 @@ class Orders(Application[UUID]):
         correlation_id: str = "",
     ) -> OrderView:
         """Take a payment result exactly once: a repeated or late one changes nothing."""
-        return self._update(
-            order_id,
-            lambda order: order.record_payment(
-                payment_id=payment_id,
-                succeeded=succeeded,
-                reason=reason,
-                correlation_id=correlation_id,
-            ),
+        result = PaymentResult(
+            order_id=order_id,
+            payment_id=payment_id,
+            succeeded=succeeded,
+            reason=reason,
+            correlation_id=correlation_id,
         )
+        return self._update(order_id, result.record_on)
 
     def record_payments(self, results: list[PaymentResult]) -> list[str | None]:
         """Take a batch of payment results, in one transaction when nothing races them.
@@ -226,30 +234,20 @@ class Orders(Application[UUID]):
         recorded again on its own, on the fresh state.
         """
         verdicts: list[str | None] = [None] * len(results)
-        changed: list[tuple[int, Order]] = []
+        changed: list[tuple[PaymentResult, Order]] = []
         for index, result in enumerate(results):
             try:
                 order = self._order(result.order_id)
             except OrderNotFoundError:
                 verdicts[index] = f"no order {result.order_id}"
                 continue
-            if order.record_payment(**self._payment_fields(result)):
-                changed.append((index, order))
-        units = [self._unit(order) for _, order in changed]
-        outcomes = commit_splitting(self._commit, units)
-        for (index, _), error in zip(changed, outcomes, strict=True):
+            if result.record_on(order):
+                changed.append((result, order))
+        outcomes = commit_splitting(self._commit, [self._unit(order) for _, order in changed])
+        for (result, _), error in zip(changed, outcomes, strict=True):
             if error is not None:
-                self.record_payment(results[index].order_id, **self._payment_fields(results[index]))
+                self._update(result.order_id, result.record_on)
         return verdicts
-
-    @staticmethod
-    def _payment_fields(result: PaymentResult) -> dict[str, Any]:
-        return {
-            "payment_id": result.payment_id,
-            "succeeded": result.succeeded,
-            "reason": result.reason,
-            "correlation_id": result.correlation_id,
-        }
 
     def _update(
         self, order_id: UUID, change: Callable[[Order], bool], expected_version: int | None = None

@@ -21,14 +21,17 @@ from servicekit.messaging import Subscription
 def result(envelope: Envelope[IntegrationEvent]) -> PaymentResult | None:
     """The payment result an event reports; None for any other event."""
     outcome = envelope.data
-    if not isinstance(outcome, PaymentOutcome):
+    if isinstance(outcome, PaymentFailedV1):
+        succeeded, reason = False, outcome.reason
+    elif isinstance(outcome, PaymentOutcome):
+        succeeded, reason = True, ""
+    else:
         return None
-    failed = isinstance(outcome, PaymentFailedV1)
     return PaymentResult(
         order_id=outcome.order_id,
         payment_id=outcome.payment_id,
-        succeeded=not failed,
-        reason=outcome.reason if isinstance(outcome, PaymentFailedV1) else "",
+        succeeded=succeeded,
+        reason=reason,
         correlation_id=envelope.correlation_id,
     )
 

@@ -61,6 +61,19 @@ def payment_id_for(order_id: UUID) -> UUID:
     return uuid.uuid5(PAYMENT_NAMESPACE, str(order_id))
 
 
+def decided(request: PaymentRequest) -> Payment:
+    """The order's payment, requested and decided (not stored yet)."""
+    payment = Payment.request(
+        payment_id=payment_id_for(request.order_id),
+        order_id=request.order_id,
+        amount=request.amount,
+        currency=request.currency,
+        correlation_id=request.correlation_id,
+    )
+    payment.decide(request.correlation_id)
+    return payment
+
+
 class Payments(Application[UUID]):
     name = "payments"
     env = {"TRANSCODER_TOPIC": get_topic(MsgspecTranscoder)}  # the library's bytes, sooner
@@ -94,14 +107,10 @@ class Payments(Application[UUID]):
         self, *, order_id: UUID, amount: Decimal, currency: str, correlation_id: str = ""
     ) -> PaymentView:
         """Decide the order's payment; a repeated request returns the first decision."""
-        payment = Payment.request(
-            payment_id=payment_id_for(order_id),
-            order_id=order_id,
-            amount=amount,
-            currency=currency,
-            correlation_id=correlation_id,
+        request = PaymentRequest(
+            order_id=order_id, amount=amount, currency=currency, correlation_id=correlation_id
         )
-        payment.decide(correlation_id)
+        payment = decided(request)
         try:
             self._save_payment(payment)
         except IntegrityError:  # redelivered: this order was decided before, never charge twice
@@ -111,17 +120,7 @@ class Payments(Application[UUID]):
     def pay_all(self, requests: list[PaymentRequest]) -> None:
         """Decide a batch of payments in one transaction. A request whose order was decided
         before (a redelivery, or a repeat within the batch) changes nothing."""
-        units = []
-        for request in requests:
-            payment = Payment.request(
-                payment_id=payment_id_for(request.order_id),
-                order_id=request.order_id,
-                amount=request.amount,
-                currency=request.currency,
-                correlation_id=request.correlation_id,
-            )
-            payment.decide(request.correlation_id)
-            units.append(list(payment.collect_events()))
+        units = [list(decided(request).collect_events()) for request in requests]
         commit_splitting(self._commit, units)  # a conflict is a decision already taken
 
     def get(self, payment_id: UUID) -> PaymentView:
