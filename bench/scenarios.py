@@ -16,7 +16,7 @@ from typing import Any
 import aio_pika
 import psycopg
 from eventsourcing.application import Application
-from eventsourcing.persistence import JSONTranscoder, Mapper
+from eventsourcing.persistence import Mapper
 
 from bench.load import Result, closed_loop, open_loop, quiet
 from contracts.codec import encode, envelope
@@ -37,7 +37,7 @@ from projections.projector import (
 )
 from projections.rebuild import rebuild
 from servicekit.relay import Relay, message
-from servicekit.transcoder import msgspec_transcoder
+from servicekit.transcoder import TRANSCODER_ENV
 from tests.support import (
     AMQP_URL,
     RUN_ID,
@@ -82,11 +82,9 @@ def transcoding(*, events: int = 20_000, rounds: int = 5) -> Figures:
     """The library's per-event Python cost, store and load (`Mapper.to_stored_event` and
     `to_domain_event`), with its JSON transcoder and with the msgspec one the applications
     use; interleaved rounds, the best of each."""
-    library = JSONTranscoder()
-    Application().register_transcodings(library)
     mappers: dict[str, Mapper[Any]] = {
-        "json": Mapper(library),
-        "msgspec": Mapper(msgspec_transcoder()),
+        "json": Application().mapper,  # the library's own transcoder
+        "msgspec": Application(env=TRANSCODER_ENV).mapper,
     }
     sample: list[Any] = []
     while len(sample) < events:

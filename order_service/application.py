@@ -24,7 +24,7 @@ from order_service.recorders import (
 from order_service.views import OrderPage, OrderView
 from servicekit.groupcommit import GroupCommitter, commit_splitting
 from servicekit.postgres import schema_in_place, skip_table_creation
-from servicekit.transcoder import MsgspecTranscoder
+from servicekit.transcoder import TRANSCODER_ENV
 
 # Order ids derived from an Idempotency-Key live in their own namespace.
 IDEMPOTENCY_NAMESPACE = UUID("6f1d0c1e-9c7a-4d5e-8a43-2b8f0f7d5e10")
@@ -118,10 +118,7 @@ def order_id_for(idempotency_key: str | None) -> UUID:
 
 class Orders(Application[UUID]):
     name = "orders"
-    env = {
-        "APPLICATION_RECORDER_TOPIC": get_topic(PostgresOrderRecorder),
-        "TRANSCODER_TOPIC": get_topic(MsgspecTranscoder),  # the library's bytes, sooner
-    }
+    env = {"APPLICATION_RECORDER_TOPIC": get_topic(PostgresOrderRecorder), **TRANSCODER_ENV}
 
     def construct_recorder(self) -> Any:
         if isinstance(self.factory, POPOFactory):

@@ -11,12 +11,11 @@ from uuid import UUID
 import msgspec
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
-from eventsourcing.utils import get_topic
 
 from payment_service.domain import Payment
 from servicekit.groupcommit import GroupCommitter, commit_splitting
 from servicekit.postgres import schema_in_place, skip_table_creation
-from servicekit.transcoder import MsgspecTranscoder
+from servicekit.transcoder import TRANSCODER_ENV
 
 PAYMENT_NAMESPACE = UUID("b7a9c1d3-5e7f-4a1b-9c3d-5e7f9a1b3c5d")
 
@@ -76,7 +75,7 @@ def decided(request: PaymentRequest) -> Payment:
 
 class Payments(Application[UUID]):
     name = "payments"
-    env = {"TRANSCODER_TOPIC": get_topic(MsgspecTranscoder)}  # the library's bytes, sooner
+    env = TRANSCODER_ENV
 
     def __init__(self, env: Any = None, *, group_commit: bool = False) -> None:
         super().__init__(env)

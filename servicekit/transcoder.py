@@ -13,13 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from eventsourcing.persistence import (
-    DatetimeAsISO,
-    DecimalAsStr,
-    JSONTranscoder,
-    TranscodingNotRegisteredError,
-    UUIDAsHex,
-)
+from eventsourcing.persistence import JSONTranscoder
+from eventsourcing.utils import get_topic
 
 _PLAIN = (str, int, float, bool, type(None))
 
@@ -44,15 +39,11 @@ class MsgspecTranscoder(JSONTranscoder):
             return {key: self._tagged(item) for key, item in value.items()}
         if kind is list or kind is tuple:
             return [self._tagged(item) for item in value]
-        transcoding = self.types.get(kind)
-        if transcoding is not None:
-            return {"_type_": transcoding.name, "_data_": self._tagged(transcoding.encode(value))}
         if isinstance(value, _PLAIN):  # a str or int subclass (an enum): as json writes it
             return value
-        raise TranscodingNotRegisteredError(
-            f"Object of type {kind} is not serializable. Please define and register"
-            " a custom transcoding for this type."
-        )
+        tagged = self._encode_obj(value)  # the library's tag; it refuses an unregistered type
+        tagged["_data_"] = self._tagged(tagged["_data_"])
+        return tagged
 
     def _untagged(self, value: Any) -> Any:
         """Tagged values decoded, in place, visiting only containers (most values of an
@@ -70,10 +61,5 @@ class MsgspecTranscoder(JSONTranscoder):
         return value
 
 
-def msgspec_transcoder() -> MsgspecTranscoder:
-    """With the transcodings every application of ours registers (the library's defaults)."""
-    transcoder = MsgspecTranscoder()
-    transcoder.register(UUIDAsHex())
-    transcoder.register(DecimalAsStr())
-    transcoder.register(DatetimeAsISO())
-    return transcoder
+# An application's env entry for it; the library registers its transcodings as for its own.
+TRANSCODER_ENV = {"TRANSCODER_TOPIC": get_topic(MsgspecTranscoder)}

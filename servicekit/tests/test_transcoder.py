@@ -10,20 +10,26 @@ from typing import Any
 
 import pytest
 from eventsourcing.application import Application
-from eventsourcing.persistence import JSONTranscoder, TranscodingNotRegisteredError
+from eventsourcing.persistence import Transcoder, TranscodingNotRegisteredError
 from hypothesis import given
 from hypothesis import strategies as st
 
-from servicekit.transcoder import msgspec_transcoder
+from servicekit.transcoder import TRANSCODER_ENV, MsgspecTranscoder
 
 
 class Colour(StrEnum):
     RED = "red"
 
 
-def library() -> JSONTranscoder:
-    transcoder = JSONTranscoder()
-    Application().register_transcodings(transcoder)
+def library() -> Transcoder:
+    """The library's own transcoder, as an application of its own registers it."""
+    return Application().mapper.transcoder
+
+
+def msgspec_transcoder() -> Transcoder:
+    """Ours, as the applications get it: through their environment."""
+    transcoder = Application(env=TRANSCODER_ENV).mapper.transcoder
+    assert isinstance(transcoder, MsgspecTranscoder)  # else these would compare the library
     return transcoder
 
 
