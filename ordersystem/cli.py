@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
+import uvloop
+
 from ordersystem.preflight import preflight, report
-from servicekit.runner import run
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -63,12 +64,12 @@ def cmd_relay(args: argparse.Namespace) -> int:
         from payment_service.relay import run_relay as run_payment_relay
         from payment_service.settings import Settings as PaymentSettings
 
-        run(run_payment_relay(PaymentSettings.from_env(os.environ)))
+        uvloop.run(run_payment_relay(PaymentSettings.from_env(os.environ)))
     else:
         from order_service.relay import run_relay
         from order_service.settings import Settings
 
-        run(run_relay(Settings.from_env(os.environ)))
+        uvloop.run(run_relay(Settings.from_env(os.environ)))
     return 0
 
 
@@ -77,12 +78,12 @@ def cmd_consume(args: argparse.Namespace) -> int:
         from payment_service.processor import run_processor
         from payment_service.settings import Settings as PaymentSettings
 
-        run(run_processor(PaymentSettings.from_env(os.environ)))
+        uvloop.run(run_processor(PaymentSettings.from_env(os.environ)))
     else:
         from order_service.payment_results import run_payment_results
         from order_service.settings import Settings
 
-        run(run_payment_results(Settings.from_env(os.environ)))
+        uvloop.run(run_payment_results(Settings.from_env(os.environ)))
     return 0
 
 
@@ -106,7 +107,7 @@ def cmd_project(args: argparse.Namespace) -> int:
     from customer_service.projector import run_projector
     from customer_service.settings import Settings
 
-    run(run_projector(Settings.from_env(os.environ), args.projection))
+    uvloop.run(run_projector(Settings.from_env(os.environ), args.projection))
     return 0
 
 
@@ -114,14 +115,14 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     from customer_service.projector import rebuild_command
     from customer_service.settings import Settings
 
-    return run(rebuild_command(Settings.from_env(os.environ), args.projection))
+    return uvloop.run(rebuild_command(Settings.from_env(os.environ), args.projection))
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from customer_service.projector import verify_command
     from customer_service.settings import Settings
 
-    return run(verify_command(Settings.from_env(os.environ), args.projection))
+    return uvloop.run(verify_command(Settings.from_env(os.environ), args.projection))
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
@@ -156,7 +157,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return 2
     progress = Progress("replay")
     settings = Settings.from_env(os.environ)
-    sent = run(replay(settings, args.start, args.to, args.queue, progress))
+    sent = uvloop.run(replay(settings, args.start, args.to, args.queue, progress))
     target = f"queue {args.queue}" if args.queue else f"exchange {settings.exchange}"
     print(progress.summary(f"replayed positions {args.start}..{args.to} to {target}"))
     return 0 if sent else 1

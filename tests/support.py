@@ -22,6 +22,7 @@ import aio_pika
 import httpx
 import pytest
 
+from contracts.messaging import dead_letter_names
 from order_service.application import Orders
 from order_service.domain import Order
 from ordersystem.preflight import Finding
@@ -336,9 +337,10 @@ class Topology:
         """The queue, and a dead-letter exchange and queue a projector may have declared."""
         async with await aio_pika.connect(AMQP_URL) as connection:
             channel = await connection.channel()
+            dlx, dlq = dead_letter_names(self.queue)
             await channel.queue_delete(self.queue)
-            await channel.queue_delete(f"{self.queue}.dlq")
-            await channel.exchange_delete(f"{self.queue}.dlx")
+            await channel.queue_delete(dlq)
+            await channel.exchange_delete(dlx)
 
     async def collect(
         self, until: Callable[[list[Delivery]], bool], within: float = 30.0

@@ -9,7 +9,6 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from aio_pika.abc import AbstractChannel
 
 from contracts.messaging import POISON_REASON_HEADER, dead_letter_names
 from servicekit.messaging import Batching, Inbox, Message, Poison, Subscription, channel, consume
@@ -40,80 +39,73 @@ async def publish(subscription: Subscription, *bodies: bytes) -> None:
         await publish_raw(subscription.exchange, body, "order.created")
 
 
-async def inbox_on(subscription: Subscription, opened: AbstractChannel) -> Inbox:
-    inbox = Inbox(opened)
-    await inbox.consume(await opened.get_queue(subscription.queue))
-    return inbox
+@pytest.fixture
+async def inbox(subscription: Subscription) -> AsyncIterator[Inbox]:
+    """Consuming the subscription's queue, on a channel of its own."""
+    async with channel(AMQP_URL, prefetch=100) as opened:
+        consuming = Inbox(opened)
+        await consuming.consume(await opened.get_queue(subscription.queue))
+        yield consuming
 
 
 async def depth_is(subscription: Subscription, count: int) -> bool:
     return await queue_depth(subscription.queue) == count
 
 
-async def test_a_batch_is_what_has_arrived_up_to_its_size(subscription: Subscription) -> None:
+async def test_a_batch_is_what_has_arrived_up_to_its_size(
+    subscription: Subscription, inbox: Inbox
+) -> None:
     await publish(subscription, *(b"%d" % n for n in range(7)))
-    await eventually(lambda: depth_is(subscription, 7), what="seven messages queued")
-    stopping = asyncio.Event()
-    async with channel(AMQP_URL, prefetch=100) as opened:
-        inbox = await inbox_on(subscription, opened)
-        await eventually(lambda: inbox.waiting == 7, what="seven delivered")
+    await eventually(lambda: inbox.waiting == 7, what="seven delivered")
 
-        first = await inbox.batch(stopping, Batching(size=5))
-        second = await inbox.batch(stopping, Batching(size=5))
+    first = await inbox.batch(asyncio.Event(), Batching(size=5))
+    second = await inbox.batch(asyncio.Event(), Batching(size=5))
 
-        assert [m.body for m in first] == [b"0", b"1", b"2", b"3", b"4"]
-        assert [m.body for m in second] == [b"5", b"6"]
-        await second[-1].ack(multiple=True)
+    assert [m.body for m in first] == [b"0", b"1", b"2", b"3", b"4"]
+    assert [m.body for m in second] == [b"5", b"6"]
+    await second[-1].ack(multiple=True)
 
 
 async def test_after_a_quiet_spell_a_message_is_a_batch_at_once(
-    subscription: Subscription,
+    subscription: Subscription, inbox: Inbox
 ) -> None:
-    stopping = asyncio.Event()
-    async with channel(AMQP_URL, prefetch=100) as opened:
-        inbox = await inbox_on(subscription, opened)
-        await publish(subscription, b"alone")
-        started = time.monotonic()
-        batch = await inbox.batch(stopping, Batching(size=10, interval=30.0, idle=30.0))
+    await publish(subscription, b"alone")
+    started = time.monotonic()
+    batch = await inbox.batch(asyncio.Event(), Batching(size=10, interval=30.0, idle=30.0))
 
-        assert [m.body for m in batch] == [b"alone"]
-        assert time.monotonic() - started < 10  # it went when it came, not after `interval`
-        await batch[-1].ack(multiple=True)
+    assert [m.body for m in batch] == [b"alone"]
+    assert time.monotonic() - started < 10  # it went when it came, not after `interval`
+    await batch[-1].ack(multiple=True)
 
 
 async def test_messages_soon_after_a_batch_wait_for_the_interval_and_go_together(
-    subscription: Subscription,
+    subscription: Subscription, inbox: Inbox
 ) -> None:
     stopping = asyncio.Event()
     batching = Batching(size=10, interval=3.0, idle=5.0)
-    async with channel(AMQP_URL, prefetch=100) as opened:
-        inbox = await inbox_on(subscription, opened)
-        await publish(subscription, b"first")
-        first = await inbox.batch(stopping, batching)
-        handed_out = time.monotonic()
+    await publish(subscription, b"first")
+    first = await inbox.batch(stopping, batching)
+    handed_out = time.monotonic()
 
-        await publish(subscription, b"second")
-        await eventually(lambda: inbox.waiting == 1, what="the second delivered")
-        publishing = asyncio.create_task(publish(subscription, b"third"))
-        second = await inbox.batch(stopping, batching)
-        await publishing
+    await publish(subscription, b"second")
+    await eventually(lambda: inbox.waiting == 1, what="the second delivered")
+    publishing = asyncio.create_task(publish(subscription, b"third"))
+    second = await inbox.batch(stopping, batching)
+    await publishing
 
-        assert [m.body for m in first] == [b"first"]
-        assert [m.body for m in second] == [b"second", b"third"]
-        assert time.monotonic() - handed_out >= 3.0  # it waited out the interval
-        await second[-1].ack(multiple=True)
+    assert [m.body for m in first] == [b"first"]
+    assert [m.body for m in second] == [b"second", b"third"]
+    assert time.monotonic() - handed_out >= 3.0  # it waited out the interval
+    await second[-1].ack(multiple=True)
 
 
 async def test_an_idle_inbox_gives_an_empty_batch_and_a_closed_channel_raises(
-    subscription: Subscription,
+    inbox: Inbox,
 ) -> None:
-    stopping = asyncio.Event()
-    async with channel(AMQP_URL, prefetch=100) as opened:
-        inbox = await inbox_on(subscription, opened)
-        assert await inbox.batch(stopping, Batching(idle=0.05)) == []
-        await opened.close()
-        with pytest.raises(ConnectionError):
-            await inbox.batch(stopping, Batching(idle=0.05))
+    assert await inbox.batch(asyncio.Event(), Batching(idle=0.05)) == []
+    await inbox.channel.close()
+    with pytest.raises(ConnectionError):
+        await inbox.batch(asyncio.Event(), Batching(idle=0.05))
 
 
 async def test_a_session_acks_each_batch_once_handled_and_dead_letters_its_poison(
