@@ -28,6 +28,7 @@ from servicekit.transcoder import TRANSCODER_ENV
 
 # Order ids derived from an Idempotency-Key live in their own namespace.
 IDEMPOTENCY_NAMESPACE = UUID("6f1d0c1e-9c7a-4d5e-8a43-2b8f0f7d5e10")
+APPEND = "orders_events_append"  # the recorder's append function (servicekit.appending)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -123,7 +124,7 @@ class Orders(Application[UUID]):
     def construct_recorder(self) -> Any:
         if isinstance(self.factory, POPOFactory):
             return InMemoryOrderRecorder()
-        if schema_in_place(self.factory, "order_summaries", "payment_status"):  # the newest
+        if schema_in_place(self.factory, "order_summaries", "payment_status", APPEND):  # newest
             skip_table_creation(self.factory)  # others may be writing: no DDL on live tables
         return super().construct_recorder()
 

@@ -14,12 +14,11 @@ from typing import Any, Protocol
 import msgspec
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.popo import POPOApplicationRecorder
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
-from psycopg import Cursor
-from psycopg.rows import DictRow
-from psycopg.sql import SQL, Identifier
+from eventsourcing.postgres import PostgresDatastore
+from psycopg.sql import SQL, Composable, Identifier
 
 from order_service.views import OrderPage, OrderView
+from servicekit.appending import OneStatementRecorder
 
 SUMMARIES = "order_summaries"
 
@@ -37,29 +36,17 @@ def _page(rows: list[tuple[int, OrderView]], limit: int) -> OrderPage:
     return OrderPage(orders=[view for _, view in rows], next_position=next_position)
 
 
-# Each summary column and its SQL type (the rows of a batch go in as one array per column).
-_TYPES = {
-    "id": "uuid",
-    "customer_id": "bigint",
-    "product_name": "text",
-    "quantity": "integer",
-    "price": "numeric",
-    "currency": "text",
-    "total": "numeric",
-    "status": "text",
-    "payment_status": "text",
-    "version": "bigint",
-    "created_at": "timestamptz",
-    "updated_at": "timestamptz",
-    "cancellation_reason": "text",
-}
-_COLUMNS = tuple(_TYPES)
+_COLUMNS = (
+    "id", "customer_id", "product_name", "quantity", "price", "currency", "total", "status",
+    "payment_status", "version", "created_at", "updated_at", "cancellation_reason",
+)  # fmt: skip
 # What a newer version of an order changes in its row; the rest is fixed when it is placed.
 _UPDATED = ("status", "payment_status", "version", "updated_at", "cancellation_reason")
 
 
 def _newest(views: Sequence[OrderView]) -> list[OrderView]:
-    """One view per order, its newest version, in the order the orders first appear."""
+    """One view per order, its newest version, in the order the orders first appear (an
+    upsert may not touch a row twice in one statement)."""
     newest: dict[Any, OrderView] = {}
     for view in views:
         if view.id not in newest or newest[view.id].version < view.version:
@@ -67,14 +54,10 @@ def _newest(views: Sequence[OrderView]) -> list[OrderView]:
     return list(newest.values())
 
 
-def _column_arrays(views: Sequence[OrderView]) -> list[list[Any]]:
-    """One array per column; one row per order (an upsert may not touch a row twice in one
-    statement)."""
-    rows = _newest(views)
-    return [[getattr(view, column) for view in rows] for column in _COLUMNS]
+class PostgresOrderRecorder(OneStatementRecorder):
+    """The library's recorder, appending in one statement, which also upserts the summary
+    rows passed to `save(..., order_views=[...])`, as JSON (servicekit.appending)."""
 
-
-class PostgresOrderRecorder(PostgresApplicationRecorder):
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
         table = Identifier(self.datastore.schema, SUMMARIES)
@@ -101,33 +84,33 @@ class PostgresOrderRecorder(PostgresApplicationRecorder):
                 " ON {t} (customer_id, seq DESC)"
             ).format(t=table)
         )
-        columns = SQL(", ").join(map(Identifier, _COLUMNS))
-        arrays = SQL(", ").join(SQL("%s::{}[]").format(SQL(t)) for t in _TYPES.values())
-        self._upsert = SQL(
-            "INSERT INTO {t} ({columns}) SELECT * FROM unnest({arrays})"
-            " ON CONFLICT (id) DO UPDATE SET {updates} WHERE {t}.version < excluded.version"
-        ).format(
-            t=table,
-            columns=columns,
-            arrays=arrays,
-            updates=SQL(", ").join(
-                SQL("{c} = excluded.{c}").format(c=Identifier(c)) for c in _UPDATED
-            ),
-        )
         self._select = SQL(
             "SELECT seq, {columns} FROM {t}"
             " WHERE (%(customer)s::bigint IS NULL OR customer_id = %(customer)s)"
             " AND (%(before)s::bigint IS NULL OR seq < %(before)s)"
             " ORDER BY seq DESC LIMIT %(limit)s"
-        ).format(t=table, columns=columns)
+        ).format(t=table, columns=SQL(", ").join(map(Identifier, _COLUMNS)))
 
-    def _insert_events(
-        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> None:
+    def extra_sql(self) -> Composable:
+        table = Identifier(self.datastore.schema, SUMMARIES)
+        columns = SQL(", ").join(map(Identifier, _COLUMNS))
+        return SQL(
+            "IF extra IS NOT NULL THEN"
+            " INSERT INTO {t} AS s ({columns})"
+            " SELECT {columns} FROM jsonb_populate_recordset(NULL::{t}, extra)"
+            " ON CONFLICT (id) DO UPDATE SET {updates} WHERE s.version < excluded.version;"
+            " END IF;"
+        ).format(
+            t=table,
+            columns=columns,
+            updates=SQL(", ").join(
+                SQL("{c} = excluded.{c}").format(c=Identifier(c)) for c in _UPDATED
+            ),
+        )
+
+    def extra_param(self, **kwargs: Any) -> str | None:
         views: Sequence[OrderView] = kwargs.get("order_views", ())
-        if views:
-            curs.execute(self._upsert, _column_arrays(views), prepare=True)
-        super()._insert_events(curs, stored_events, **kwargs)
+        return msgspec.json.encode(_newest(views)).decode() if views else None
 
     def select_order_page(
         self, *, customer_id: int | None, limit: int, before: int | None

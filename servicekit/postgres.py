@@ -84,8 +84,9 @@ def ensure_database(settings: PostgresSettings) -> bool:
 T = TypeVar("T")
 
 
-def schema_in_place(factory: Any, table: str, column: str) -> bool:
-    """Whether `table.column` exists, from the catalog (which takes no lock on the table).
+def schema_in_place(factory: Any, table: str, column: str, function: str = "") -> bool:
+    """Whether `table.column` (and the function, if named) exist, from the catalog (which
+    takes no lock on the table).
 
     The library's table creation is idempotent but not harmless: CREATE INDEX IF NOT EXISTS
     and ALTER TABLE ... ADD COLUMN IF NOT EXISTS lock the table even when there is nothing
@@ -97,8 +98,10 @@ def schema_in_place(factory: Any, table: str, column: str) -> bool:
     with factory.datastore.get_connection() as conn:
         found = conn.execute(
             "SELECT 1 FROM information_schema.columns"
-            " WHERE table_schema = current_schema() AND table_name = %s AND column_name = %s",
-            (table, column),
+            " WHERE table_schema = current_schema() AND table_name = %s AND column_name = %s"
+            " AND (%s = '' OR EXISTS (SELECT 1 FROM information_schema.routines"
+            "  WHERE routine_schema = current_schema() AND routine_name = %s))",
+            (table, column, function, function),
         ).fetchone()
     return found is not None
 
