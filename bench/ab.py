@@ -15,6 +15,7 @@ It runs the comparison code of each revision, so BASE must have bench/compare.py
 `python -m bench.ab --env NAME=V1,V2,... [ROUNDS]` (`make bench-env VAR=NAME VALUES=...`)
 compares settings instead of revisions: this checkout, with the environment variable NAME
 set to each value in turn, interleaved the same way; ratios are to the first value.
+`--env A+B=A1+B1,A2+B2` varies several settings together (`VAR=A+B VALUES=A1+B1,A2+B2`).
 """
 
 from __future__ import annotations
@@ -146,11 +147,23 @@ def revisions(base: str, rounds: int) -> int:
 
 
 def settings(assignment: str, rounds: int) -> int:
+    """NAME=V1,V2,... or, to vary several settings together, A+B=A1+B1,A2+B2,..."""
     name, _, values = assignment.partition("=")
-    if not name or not values:
-        print("--env wants NAME=V1,V2,...", file=sys.stderr)
+    names = name.split("+")
+    variants = [value.split("+") for value in values.split(",")] if values else []
+    if not name or not variants or any(len(v) != len(names) for v in variants):
+        print("--env wants NAME=V1,V2,... or A+B=A1+B1,A2+B2,...", file=sys.stderr)
         return 2
-    interleaved({f"{name}={v}": (ROOT, {name: v}) for v in values.split(",")}, rounds)
+    interleaved(
+        {
+            " ".join(f"{n}={v}" for n, v in zip(names, variant, strict=True)): (
+                ROOT,
+                dict(zip(names, variant, strict=True)),
+            )
+            for variant in variants
+        },
+        rounds,
+    )
     return 0
 
 

@@ -25,7 +25,7 @@ def relay_settings(settings: Settings, orders: Orders) -> RelaySettings:
         conninfo=settings.postgres.conninfo(),
         channel=orders.recorder.channel_name,  # type: ignore[attr-defined]
         page_size=settings.relay_page_size,
-        interval=settings.batch_interval,
+        interval=settings.relay_interval,
     )
 
 

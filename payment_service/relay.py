@@ -25,7 +25,7 @@ def relay_for(settings: Settings, payments: Payments) -> Relay:
         conninfo=settings.postgres.conninfo(),
         channel=payments.recorder.channel_name,  # type: ignore[attr-defined]
         page_size=settings.relay_page_size,
-        interval=settings.batch_interval,
+        interval=settings.relay_interval,
     )
     return Relay(event_log(payments), relaying)
 

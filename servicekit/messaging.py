@@ -177,17 +177,13 @@ class Inbox:
         first = await self._first(stopping, batching.idle)
         if first is None:
             return []
+        # One timer per batch, not one wait per message: what arrives meanwhile queues up.
+        remaining = self._last_batch + batching.interval - time.monotonic()
+        if remaining > 0:  # not after a quiet spell: gather until the batch is due
+            await asyncio.sleep(remaining)
         batch = [first]
-        due = self._last_batch + batching.interval  # in the past after a quiet spell
-        while len(batch) < batching.size:
-            if not self._arrived.empty():
-                batch.append(self._arrived.get_nowait())
-                continue
-            remaining = due - time.monotonic()
-            if remaining <= 0:
-                break
-            with contextlib.suppress(TimeoutError):
-                batch.append(await asyncio.wait_for(self._arrived.get(), remaining))
+        while len(batch) < batching.size and not self._arrived.empty():
+            batch.append(self._arrived.get_nowait())
         self._last_batch = time.monotonic()
         return batch
 
