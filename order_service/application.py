@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any, cast
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.popo import POPOFactory
 from eventsourcing.utils import get_topic
@@ -18,6 +18,7 @@ from eventsourcing.utils import get_topic
 from order_service.domain import DEFAULT_CURRENCY, Order, OrderError, Status
 from order_service.recorders import (
     InMemoryOrderRecorder,
+    OrderStreams,
     OrderSummaries,
     PostgresOrderRecorder,
 )
@@ -28,7 +29,7 @@ from servicekit.transcoder import TRANSCODER_ENV
 
 # Order ids derived from an Idempotency-Key live in their own namespace.
 IDEMPOTENCY_NAMESPACE = UUID("6f1d0c1e-9c7a-4d5e-8a43-2b8f0f7d5e10")
-APPEND = "orders_events_append"  # the recorder's append function (servicekit.appending)
+APPEND = "orders_events_append"  # the recorder's append function (servicekit.recorder)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -233,13 +234,13 @@ class Orders(Application[UUID]):
         """
         verdicts: list[str | None] = [None] * len(results)
         changed: list[tuple[PaymentResult, Order]] = []
+        orders = self._orders([result.order_id for result in results])
         for index, result in enumerate(results):
-            try:
-                order = self._order(result.order_id)
-            except OrderNotFoundError:
+            order = orders.get(result.order_id)
+            if order is None:
                 verdicts[index] = f"no order {result.order_id}"
                 continue
-            if result.record_on(order):
+            if result.record_on(order):  # a repeat within the batch finds it recorded
                 changed.append((result, order))
         outcomes = commit_splitting(self._commit, [self._unit(order) for _, order in changed])
         for (result, _), error in zip(changed, outcomes, strict=True):
@@ -305,6 +306,16 @@ class Orders(Application[UUID]):
         """A page of orders, newest first; `before` is a position from an earlier page."""
         summaries = cast(OrderSummaries, self.recorder)
         return summaries.select_order_page(customer_id=customer_id, limit=limit, before=before)
+
+    def _orders(self, order_ids: list[UUID]) -> dict[UUID, Order]:
+        """The newest state of each of these orders that exists, read in one query."""
+        streams = cast(OrderStreams, self.recorder).select_streams(order_ids)
+        orders: dict[UUID, Order] = {}
+        for order_id, stored in streams.items():
+            order = project_aggregate(None, map(self.mapper.to_domain_event, stored))
+            if isinstance(order, Order):
+                orders[order_id] = order
+        return orders
 
     def _order(self, order_id: UUID, version: int | None = None) -> Order:
         try:

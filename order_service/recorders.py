@@ -18,7 +18,7 @@ from eventsourcing.postgres import PostgresDatastore
 from psycopg.sql import SQL, Composable, Identifier
 
 from order_service.views import OrderPage, OrderView
-from servicekit.appending import OneStatementRecorder
+from servicekit.recorder import OneTripRecorder
 
 SUMMARIES = "order_summaries"
 
@@ -27,6 +27,10 @@ class OrderSummaries(Protocol):
     def select_order_page(
         self, *, customer_id: int | None, limit: int, before: int | None
     ) -> OrderPage: ...
+
+
+class OrderStreams(Protocol):
+    def select_streams(self, ids: Sequence[Any]) -> dict[Any, list[StoredEvent]]: ...
 
 
 def _page(rows: list[tuple[int, OrderView]], limit: int) -> OrderPage:
@@ -54,9 +58,9 @@ def _newest(views: Sequence[OrderView]) -> list[OrderView]:
     return list(newest.values())
 
 
-class PostgresOrderRecorder(OneStatementRecorder):
+class PostgresOrderRecorder(OneTripRecorder):
     """The library's recorder, appending in one statement, which also upserts the summary
-    rows passed to `save(..., order_views=[...])`, as JSON (servicekit.appending)."""
+    rows passed to `save(..., order_views=[...])`, as JSON (servicekit.recorder)."""
 
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
@@ -139,6 +143,10 @@ class InMemoryOrderRecorder(POPOApplicationRecorder):
             for view in _newest(kwargs.get("order_views", ())):
                 self._upsert(view)
             return ids
+
+    def select_streams(self, ids: Sequence[Any]) -> dict[Any, list[StoredEvent]]:
+        streams = {i: list(self.select_events(i)) for i in dict.fromkeys(ids)}
+        return {i: events for i, events in streams.items() if events}
 
     def _upsert(self, view: OrderView) -> None:
         """As the Postgres upsert: a new order gets the next position; a newer version of a

@@ -14,13 +14,13 @@ from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import get_topic
 
 from payment_service.domain import Payment
-from servicekit.appending import OneStatementRecorder
 from servicekit.groupcommit import GroupCommitter, commit_splitting
 from servicekit.postgres import schema_in_place, skip_table_creation
+from servicekit.recorder import OneTripRecorder
 from servicekit.transcoder import TRANSCODER_ENV
 
 PAYMENT_NAMESPACE = UUID("b7a9c1d3-5e7f-4a1b-9c3d-5e7f9a1b3c5d")
-APPEND = "payments_events_append"  # the recorder's append function (servicekit.appending)
+APPEND = "payments_events_append"  # the recorder's append function (servicekit.recorder)
 
 
 class PaymentView(msgspec.Struct, frozen=True, kw_only=True):
@@ -78,7 +78,7 @@ def decided(request: PaymentRequest) -> Payment:
 
 class Payments(Application[UUID]):
     name = "payments"
-    env = {"APPLICATION_RECORDER_TOPIC": get_topic(OneStatementRecorder), **TRANSCODER_ENV}
+    env = {"APPLICATION_RECORDER_TOPIC": get_topic(OneTripRecorder), **TRANSCODER_ENV}
 
     def __init__(self, env: Any = None, *, group_commit: bool = False) -> None:
         super().__init__(env)

@@ -166,3 +166,17 @@ def transactions(orders: Orders, database: PostgresSettings) -> int:
         row = conn.execute(f"SELECT count(DISTINCT xmin::text) FROM {table}").fetchone()
         assert row is not None
         return int(row[0])
+
+
+def test_several_orders_are_read_in_one_query_each_in_version_order(orders: Orders) -> None:
+    first, second = (orders.place(widget(9)).order.id for _ in range(2))
+    orders.transition(first, "confirm")
+    stranger = uuid.uuid4()
+
+    streams = orders.recorder.select_streams([second, stranger, first])  # type: ignore[attr-defined]
+
+    assert set(streams) == {first, second}
+    assert [e.originator_version for e in streams[first]] == [1, 2]
+    assert [e.originator_version for e in streams[second]] == [1]
+    loaded = orders._orders([first, stranger])
+    assert list(loaded) == [first] and loaded[first].version == 2

@@ -1,4 +1,4 @@
-"""An event recorder that appends in one statement: one round trip, one implicit transaction.
+"""An event recorder that appends in one statement, and reads several streams in one.
 
 The library's recorder appends in a pipelined transaction of seven statements (BEGIN,
 SET lock_timeout, LOCK TABLE, NOTIFY, the application's own statements, INSERT, COMMIT),
@@ -13,6 +13,9 @@ the same steps in the same transaction:
 - the NOTIFY wakes the listeners when the transaction commits;
 - a version conflict is a unique violation, which the library's connection turns into its
   `IntegrityError`, and nothing of the save is written.
+
+`select_streams` reads the events of several aggregates in one query, so a consumer that
+loads the aggregates of a batch pays one round trip for all of them.
 
 An application adds statements of its own to the transaction (a summary row kept beside
 the events, say) by overriding `extra_sql` and `extra_param`: the SQL runs in the function
@@ -30,7 +33,7 @@ from eventsourcing.utils import retry
 from psycopg.sql import SQL, Composable, Identifier
 
 
-class OneStatementRecorder(PostgresApplicationRecorder):
+class OneTripRecorder(PostgresApplicationRecorder):
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
         schema = Identifier(self.datastore.schema)
@@ -64,6 +67,10 @@ class OneStatementRecorder(PostgresApplicationRecorder):
         self._append = SQL(
             "SELECT * FROM {schema}.{function}(%s, %s::bigint[], %s, %s, %s::jsonb)"
         ).format(schema=schema, function=function)
+        self._select_streams = SQL(
+            "SELECT originator_id, originator_version, topic, state FROM {schema}.{table}"
+            " WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
+        ).format(schema=schema, table=Identifier(self.events_table_name))
 
     def extra_sql(self) -> Composable:
         """Statements the application adds to each append, run first; `extra` is in scope."""
@@ -90,3 +97,23 @@ class OneStatementRecorder(PostgresApplicationRecorder):
         with self.datastore.get_connection() as conn:
             rows = conn.execute(self._append, params, prepare=True).fetchall()
         return [row[self.append_function] for row in rows]
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def select_streams(self, ids: Sequence[Any]) -> dict[Any, list[StoredEvent]]:
+        """Every stored event of each of these aggregates, in version order (an aggregate
+        with none is missing from the answer)."""
+        streams: dict[Any, list[StoredEvent]] = {}
+        if not ids:
+            return streams
+        with self.datastore.get_connection() as conn:
+            rows = conn.execute(self._select_streams, (list(ids),), prepare=True).fetchall()
+        for row in rows:
+            streams.setdefault(row["originator_id"], []).append(
+                StoredEvent(
+                    originator_id=row["originator_id"],
+                    originator_version=row["originator_version"],
+                    topic=row["topic"],
+                    state=bytes(row["state"]),
+                )
+            )
+        return streams
