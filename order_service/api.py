@@ -23,6 +23,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Operation
 from litestar.params import FromPath, HeaderParameter, Parameter
+from psycopg_pool import AsyncConnectionPool
 
 from contracts.customers import CustomerV1
 from contracts.events import OrderEventEnvelope
@@ -45,6 +46,7 @@ from order_service.requests import (
 from order_service.settings import Settings
 from order_service.views import OrderView
 from servicekit.breaker import CircuitBreaker
+from servicekit.failfast import GuardedAsyncPool
 from servicekit.health import health_handlers
 from servicekit.http import (
     cursor_param,
@@ -157,7 +159,9 @@ async def create_order(
     existing = await call(app.existing_placement, key, command) if key else None
     customer = await fetch_customer(state, command.customer_id)
     if existing is None:
-        placement = await call(app.place, command, idempotency_key=key, correlation_id=correlation)
+        placement = await app.place_from_loop(
+            command, idempotency_key=key, correlation_id=correlation
+        )
         existing, created = placement.order, placement.created
     else:
         created = False
@@ -298,6 +302,7 @@ async def get_order(
 
 
 FEED_DEFAULT, FEED_MAX = 500, 5000
+IDLE_PING = 1.0  # seconds: a saving connection idle this long is checked before use
 
 
 @get(
@@ -347,6 +352,16 @@ def create_app(settings: Settings) -> Litestar:
         )
         app.state.orders = await call(create_application, make, settings.postgres)
         app.state.event_log = event_log(app.state.orders)
+        saves = AsyncConnectionPool(  # placing an order needs no thread: its own small pool
+            settings.postgres.conninfo(),
+            min_size=1,
+            max_size=2,
+            kwargs={"autocommit": True},
+            open=False,
+            timeout=2.0,
+        )
+        await saves.open(wait=False)
+        app.state.orders.saves_from(GuardedAsyncPool(saves, ping_idle_after=IDLE_PING))
         app.state.customers = CustomerServiceClient(
             settings.customer_service_url,
             connect_timeout=settings.customer_connect_timeout,
@@ -361,6 +376,7 @@ def create_app(settings: Settings) -> Litestar:
             yield
         finally:
             await app.state.customers.aclose()
+            await saves.close()
             await call(app.state.orders.close)
 
     async def event_store() -> None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any, cast
 from uuid import UUID
 
+import psycopg
 from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.popo import POPOFactory
@@ -23,8 +26,10 @@ from order_service.recorders import (
     PostgresOrderRecorder,
 )
 from order_service.views import OrderPage, OrderView
-from servicekit.groupcommit import GroupCommitter, commit_splitting
+from servicekit.failfast import GuardedAsyncPool
+from servicekit.groupcommit import AsyncGroupCommitter, GroupCommitter, commit_splitting
 from servicekit.postgres import schema_in_place, skip_table_creation
+from servicekit.recorder import OneTripRecorder
 from servicekit.transcoder import TRANSCODER_ENV
 
 # Order ids derived from an Idempotency-Key live in their own namespace.
@@ -133,6 +138,7 @@ class Orders(Application[UUID]):
         super().__init__(env)
         # With group commit, concurrent saves share transactions; without, one each.
         self.committer = GroupCommitter(self._commit) if group_commit else None
+        self.loop_committer: AsyncGroupCommitter | None = None  # set by saves_from
 
     def save_orders(self, *orders: Order) -> None:
         """Save the orders' new events and their summaries, atomically."""
@@ -159,18 +165,56 @@ class Orders(Application[UUID]):
             self.committer.close()
         super().close()
 
+    def saves_from(self, pool: GuardedAsyncPool) -> None:
+        """From now on, `place_from_loop` saves on the event loop, over this pool: group
+        commit with no thread, each batch in one statement (servicekit.recorder)."""
+        self.loop_committer = AsyncGroupCommitter(partial(self._commit_on_loop, pool))
+
+    async def _commit_on_loop(self, pool: GuardedAsyncPool, units: list[_Unit]) -> None:
+        recorder = cast(OneTripRecorder, self.recorder)
+        stored = [self.mapper.to_stored_event(event) for unit in units for event in unit.events]
+        statement = recorder.append_statement(
+            stored, order_views=[view for unit in units for view in unit.views]
+        )
+        if statement is None:
+            return
+        async with pool.connection() as conn:
+            try:
+                await conn.execute(*statement, prepare=True)
+            except psycopg.IntegrityError as exc:  # as the library's recorder reports it
+                raise IntegrityError(str(exc)) from exc
+
     def place(
         self, command: PlaceOrder, *, idempotency_key: str | None = None, correlation_id: str = ""
     ) -> Placement:
-        order_id = order_id_for(idempotency_key)
-        order = Order.place(order_id=order_id, correlation_id=correlation_id, **vars(command))
+        order = self._placed(command, idempotency_key, correlation_id)
         try:
             self.save_orders(order)
         except IntegrityError:
             if idempotency_key is None:
                 raise
-            return Placement(self._replay(order_id, command), created=False)
+            return Placement(self._replay(order.id, command), created=False)
         return Placement(OrderView.of(order), created=True)
+
+    async def place_from_loop(
+        self, command: PlaceOrder, *, idempotency_key: str | None = None, correlation_id: str = ""
+    ) -> Placement:
+        """`place`, awaited on the event loop; needs `saves_from` first."""
+        assert self.loop_committer is not None, "saves_from(pool) first"
+        order = self._placed(command, idempotency_key, correlation_id)
+        try:
+            await self.loop_committer.save(self._unit(order))
+        except IntegrityError:
+            if idempotency_key is None:
+                raise
+            replayed = await asyncio.to_thread(self._replay, order.id, command)
+            return Placement(replayed, created=False)
+        return Placement(OrderView.of(order), created=True)
+
+    @staticmethod
+    def _placed(command: PlaceOrder, idempotency_key: str | None, correlation_id: str) -> Order:
+        order_id = order_id_for(idempotency_key)
+        return Order.place(order_id=order_id, correlation_id=correlation_id, **vars(command))
 
     def existing_placement(self, idempotency_key: str, command: PlaceOrder) -> OrderView | None:
         """The order an earlier request with this key created, if there was one."""

@@ -16,6 +16,7 @@ redeliveries all end so would never get through). A pool that is merely busy clo
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -160,13 +161,25 @@ class GuardedPool:
 
 
 class GuardedAsyncPool:
-    """A psycopg AsyncConnectionPool behind a DatabaseGate (the customer service's pool)."""
+    """A psycopg AsyncConnectionPool behind a DatabaseGate.
+
+    With `ping_idle_after`, a connection that has been idle that long is checked (an empty
+    query) before it is handed out, and replaced if dead: a server restart is noticed on
+    the first call after it, without a round trip before every call (a pool's own `check`
+    pings every time).
+    """
 
     def __init__(
-        self, pool: AsyncConnectionPool[AsyncConnection[Any]], gate: DatabaseGate | None = None
+        self,
+        pool: AsyncConnectionPool[AsyncConnection[Any]],
+        gate: DatabaseGate | None = None,
+        *,
+        ping_idle_after: float | None = None,
     ) -> None:
         self.pool = pool
         self.gate = gate or DatabaseGate()
+        self.ping_idle_after = ping_idle_after
+        self._returned: dict[int, float] = {}  # id of a pooled connection: when it came back
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[AsyncConnection[Any]]:
@@ -175,9 +188,11 @@ class GuardedAsyncPool:
         while True:
             try:
                 conn = await self.pool.getconn(wait.next())
-                break
             except psycopg.OperationalError as exc:
                 wait.failed(exc)
+                continue
+            if await self._alive(conn):
+                break
         self.gate.succeeded()
         try:
             async with conn:
@@ -187,7 +202,22 @@ class GuardedAsyncPool:
                 self.gate.failed("connection lost")
             raise
         finally:
+            self._returned[id(conn)] = time.monotonic()
             await self.pool.putconn(conn)
+
+    async def _alive(self, conn: AsyncConnection[Any]) -> bool:
+        """False (and the connection back to the pool, which replaces it) when it is dead."""
+        if self.ping_idle_after is None:
+            return True
+        returned = self._returned.pop(id(conn), -math.inf)
+        if time.monotonic() - returned < self.ping_idle_after:
+            return True
+        try:
+            await conn.execute("")
+        except psycopg.OperationalError:
+            await self.pool.putconn(conn)
+            return False
+        return True
 
 
 class PostgresFactory(postgres.PostgresFactory):

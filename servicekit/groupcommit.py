@@ -9,19 +9,25 @@ them, who commits the next batch. A lone caller is therefore committed at once, 
 thread, with no hand-over to another. When a batch fails on one aggregate (a version
 conflict), the batch is split in halves and retried, so only the caller whose aggregate
 conflicts gets the error.
+
+`AsyncGroupCommitter` does the same for callers on one event loop, with no thread: a
+caller that finds no commit running starts one, as a task, which commits batch after
+batch until nothing is queued; a caller awaits its own unit's outcome.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError
 
 Commit = Callable[[list[Any]], None]  # commit(units): all of them in one transaction
+AsyncCommit = Callable[[list[Any]], Awaitable[None]]
 
 
 def commit_splitting(commit: Commit, units: list[Any]) -> list[IntegrityError | None]:
@@ -35,6 +41,21 @@ def commit_splitting(commit: Commit, units: list[Any]) -> list[IntegrityError | 
             return [exc]
         middle = len(units) // 2
         return commit_splitting(commit, units[:middle]) + commit_splitting(commit, units[middle:])
+    return [None] * len(units)
+
+
+async def commit_splitting_async(
+    commit: AsyncCommit, units: list[Any]
+) -> list[IntegrityError | None]:
+    """`commit_splitting`, awaiting an asynchronous commit."""
+    try:
+        await commit(units)
+    except IntegrityError as exc:
+        if len(units) == 1:
+            return [exc]
+        middle = len(units) // 2
+        first = await commit_splitting_async(commit, units[:middle])
+        return first + await commit_splitting_async(commit, units[middle:])
     return [None] * len(units)
 
 
@@ -132,6 +153,61 @@ class GroupCommitter:
     def _counted(self, units: list[Any]) -> None:
         try:
             self._commit_units(units)
+        except IntegrityError:
+            if len(units) > 1:
+                self.stats.splits += 1
+            raise
+        self.stats.transactions += 1
+        self.stats.requests += len(units)
+
+
+class AsyncGroupCommitter:
+    def __init__(self, commit: AsyncCommit, *, max_batch: int = 500) -> None:
+        self._commit_units = commit
+        self.max_batch = max_batch
+        self.stats = Stats()
+        self._queued: deque[tuple[Any, asyncio.Future[None]]] = deque()
+        self._committing: asyncio.Task[None] | None = None
+
+    @property
+    def waiting(self) -> int:
+        """Saves queued and not yet taken into a transaction."""
+        return len(self._queued)
+
+    async def save(self, unit: Any) -> None:
+        """Commit this unit (with others'); raises what committing it alone would raise."""
+        outcome = asyncio.get_running_loop().create_future()
+        self._queued.append((unit, outcome))
+        if self._committing is None:
+            self._committing = asyncio.create_task(self._commit_queued())
+        await outcome
+
+    async def _commit_queued(self) -> None:
+        batch: list[tuple[Any, asyncio.Future[None]]] = []
+        try:
+            while self._queued:
+                count = min(len(self._queued), self.max_batch)
+                batch = [self._queued.popleft() for _ in range(count)]
+                try:
+                    errors = await commit_splitting_async(self._counted, [u for u, _ in batch])
+                except Exception as exc:  # the database is down: every caller learns it
+                    errors = [exc] * len(batch)  # type: ignore[list-item]
+                for (_, outcome), error in zip(batch, errors, strict=True):
+                    if outcome.done():  # its caller was cancelled
+                        continue
+                    if error is None:
+                        outcome.set_result(None)
+                    else:
+                        outcome.set_exception(error)
+        finally:  # cancelled (the loop is closing): no caller is left waiting for ever
+            for _, outcome in [*batch, *self._queued]:
+                outcome.cancel()
+            self._queued.clear()
+            self._committing = None
+
+    async def _counted(self, units: list[Any]) -> None:
+        try:
+            await self._commit_units(units)
         except IntegrityError:
             if len(units) > 1:
                 self.stats.splits += 1

@@ -30,7 +30,7 @@ from typing import Any
 from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.utils import retry
-from psycopg.sql import SQL, Composable, Identifier
+from psycopg.sql import SQL, Composable, Composed, Identifier
 
 
 class OneTripRecorder(PostgresApplicationRecorder):
@@ -80,13 +80,14 @@ class OneTripRecorder(PostgresApplicationRecorder):
         """The `extra` (JSON text) for the statements of `extra_sql`, from `save()`'s keywords."""
         return None
 
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
-    def insert_events(
+    def append_statement(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
+    ) -> tuple[Composed, tuple[Any, ...]] | None:
+        """The one statement that appends these events (and the application's extras), with
+        its parameters; None when there is nothing to do."""
         extra = self.extra_param(**kwargs)
         if not stored_events and extra is None:
-            return []
+            return None
         params = (
             [e.originator_id for e in stored_events],
             [e.originator_version for e in stored_events],
@@ -94,8 +95,17 @@ class OneTripRecorder(PostgresApplicationRecorder):
             [e.state for e in stored_events],
             extra,
         )
+        return self._append, params
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        statement = self.append_statement(stored_events, **kwargs)
+        if statement is None:
+            return []
         with self.datastore.get_connection() as conn:
-            rows = conn.execute(self._append, params, prepare=True).fetchall()
+            rows = conn.execute(*statement, prepare=True).fetchall()
         return [row[self.append_function] for row in rows]
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)

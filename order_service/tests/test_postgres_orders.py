@@ -179,4 +179,5 @@ def test_several_orders_are_read_in_one_query_each_in_version_order(orders: Orde
     assert [e.originator_version for e in streams[first]] == [1, 2]
     assert [e.originator_version for e in streams[second]] == [1]
     loaded = orders._orders([first, stranger])
-    assert list(loaded) == [first] and loaded[first].version == 2
+    assert list(loaded) == [first]
+    assert loaded[first].version == 2

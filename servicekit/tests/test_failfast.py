@@ -267,3 +267,34 @@ def test_a_probe_that_fails_for_reasons_of_its_own_still_opens_the_gate(
             time.sleep(0.2)
 
     assert pool.gate.is_open
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("idle_ping", [True, False])
+async def test_a_connection_idle_past_the_ping_threshold_is_checked_and_replaced_if_dead(
+    databases: Databases, idle_ping: bool
+) -> None:
+    settings = databases.fresh("failfast_idle")
+    raw: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
+        settings.conninfo(), min_size=1, max_size=1, timeout=5.0, open=False
+    )
+    await raw.open(wait=True)
+    pool = GuardedAsyncPool(raw, ping_idle_after=0.0 if idle_ping else 3600.0)
+    try:
+        async with pool.connection() as conn:
+            backend = conn.info.backend_pid
+        with psycopg.connect(settings.conninfo(), autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (backend,))
+
+        async def select_one() -> int:
+            async with pool.connection() as conn:
+                await conn.execute("SELECT 1")
+                return conn.info.backend_pid
+
+        if idle_ping:  # checked before use: a fresh connection answers
+            assert await asyncio.wait_for(select_one(), timeout=10) != backend
+        else:  # used a moment ago: handed out unchecked, and the call sees it dead
+            with pytest.raises(psycopg.OperationalError):
+                await select_one()
+    finally:
+        await raw.close()
