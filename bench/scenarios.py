@@ -22,11 +22,13 @@ from bench.load import Result, closed_loop, open_loop, quiet
 from contracts.codec import encode, envelope
 from contracts.events import OrderCreatedV1
 from contracts.messaging import dead_letter_names
+from customer_service.projector import queue_name
 from customer_service.store import migrate
 from order_service.application import Orders, PlaceOrder
 from order_service.domain import Order
 from order_service.relay import event_log, relay_settings
 from order_service.settings import Settings as OrderSettings
+from ordersystem.cli import READ_MODELS
 from projections.feed import FeedClient
 from projections.orders_count import OrdersCount
 from projections.projector import (
@@ -229,13 +231,15 @@ def start_stack(databases: Databases, prefix: str, *, whole: bool) -> Stack:
     read_env = {"CUSTOMERS_DB": customers_db.dbname, "ORDER_SERVICE_URL": orders.url, **messaging}
     customers.env = read_env
     orders.env = {"ORDERS_DB": orders_db.dbname, "CUSTOMER_SERVICE_URL": customers.url, **messaging}
+    # The order path keeps orders_count; the whole system keeps every read model, in one
+    # projector, as `ordersystem run` does.
+    read_models = READ_MODELS if whole else ("orders-count",)
     workers = [
-        Worker(("project", "orders-count"), read_env),
+        Worker(("project", *read_models), read_env),
         Worker(("relay", "orders"), orders.env),
     ]
     if whole:
         workers += [
-            Worker(("project", "orders-by-status"), read_env),
             Worker(("consume", "order-created"), payments.env),
             Worker(("consume", "payment-results"), orders.env),
             Worker(("relay", "payments"), payments.env),
@@ -244,8 +248,9 @@ def start_stack(databases: Databases, prefix: str, *, whole: bool) -> Stack:
         api.start()
     for worker in workers:
         worker.start()
-    queues = [f"{prefix}.read.orders-count", f"{prefix}.read.orders-by-status"]
-    queues += [messaging["PAYMENT_QUEUE"], messaging["PAYMENT_RESULTS_QUEUE"]]
+    queues = [queue_name(f"{prefix}.read", read_models)]
+    if whole:
+        queues += [messaging["PAYMENT_QUEUE"], messaging["PAYMENT_RESULTS_QUEUE"]]
     exchanges = [messaging["ORDERS_EXCHANGE"], messaging["PAYMENTS_EXCHANGE"]]
     return Stack(customers, orders, payments, workers, customers_db, orders_db, queues, exchanges)
 
@@ -435,7 +440,7 @@ async def projection(databases: Databases, prefix: str, *, backlog: int = 100_00
         figures["plain_per_s"] = backlog / (time.monotonic() - started)
 
         feed = FeedClient("http://127.0.0.1:9")  # no gaps here: the feed is never needed
-        projector = Projector(OrdersCount(), settings, feed)
+        projector = Projector([OrdersCount()], settings, feed)
         stopping = asyncio.Event()
         started = time.monotonic()
         task = asyncio.create_task(projector.run(stopping))

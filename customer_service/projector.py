@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,11 +28,19 @@ PROJECTIONS: dict[str, type[OrdersCount] | type[OrdersByStatus]] = {
 }
 
 
-def projector_settings(settings: Settings, which: str) -> ProjectorSettings:
+def queue_name(prefix: str, which: Sequence[str]) -> str:
+    """One queue per set of read models kept together: `<prefix>.orders-count`, or
+    `<prefix>.orders-by-status+orders-count` for both in one projector."""
+    return f"{prefix}.{'+'.join(sorted(set(which)))}"
+
+
+def projector_settings(settings: Settings, which: Sequence[str]) -> ProjectorSettings:
     return ProjectorSettings(
         conninfo=settings.postgres.conninfo(),
         subscription=stream_subscription(
-            settings.amqp_url, settings.exchange, f"{settings.projection_queue_prefix}.{which}"
+            settings.amqp_url,
+            settings.exchange,
+            queue_name(settings.projection_queue_prefix, which),
         ),
         batch_size=settings.projection_batch_size,
         interval=settings.batch_interval,
@@ -39,13 +48,14 @@ def projector_settings(settings: Settings, which: str) -> ProjectorSettings:
     )
 
 
-async def run_projector(settings: Settings, which: str) -> None:
-    """Project until SIGINT or SIGTERM."""
+async def run_projector(settings: Settings, which: Sequence[str]) -> None:
+    """Keep these read models, together, until SIGINT or SIGTERM."""
     stopping = stop_on_signals()
     await asyncio.to_thread(migrate, settings.postgres)
     feed = FeedClient(settings.order_service_url)
     try:
-        projector = Projector(PROJECTIONS[which](), projector_settings(settings, which), feed)
+        projections = [PROJECTIONS[name]() for name in sorted(set(which))]
+        projector = Projector(projections, projector_settings(settings, which), feed)
         await projector.run(stopping)
     finally:
         await feed.aclose()

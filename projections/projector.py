@@ -4,12 +4,18 @@ Each batch is one transaction: take the projection's lock, read its position, dr
 duplicates, fill gaps from the feed, apply, store the new position; only then are the
 messages acknowledged (one ack for the batch). A crash anywhere before the commit leaves the
 messages unacknowledged and the position unchanged, so they are simply delivered again.
+
+One projector may keep several read models of one database: each keeps its own lock and
+position, and a batch is applied to all of them in the same transaction, so one queue, one
+delivery and one wake-up serve them all (docs/decisions/0012-one-projector-per-database.md).
+Their locks are taken in name order, so two projectors never wait on each other in a cycle.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,17 +89,20 @@ async def declare_topology(
 
 
 class Projector:
-    def __init__(self, projection: Projection, settings: ProjectorSettings, feed: FeedClient):
-        self.projection = projection
+    def __init__(
+        self, projections: Sequence[Projection], settings: ProjectorSettings, feed: FeedClient
+    ):
+        self.projections = sorted(projections, key=lambda projection: projection.name)
+        self.name = "+".join(projection.name for projection in self.projections)
         self.settings = settings
         self.feed = feed
-        self.stats = Stats()
+        self.stats = Stats()  # over all its read models
         self.failures = 0
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Project until `stopping` is set; back off and start again on any failure."""
         await keep_running(
-            f"projector {self.projection.name}",
+            f"projector {self.name}",
             lambda: self._project(stopping),
             stopping,
             on_failure=self._failed,
@@ -121,8 +130,9 @@ class Projector:
             )
 
     async def prepare(self, db: psycopg.AsyncConnection[Any]) -> None:
-        await ensure_tracking(db, self.projection.name)
-        await self.projection.create(db.cursor())
+        for projection in self.projections:
+            await ensure_tracking(db, projection.name)
+            await projection.create(db.cursor())
 
     async def _flush(self, db: psycopg.AsyncConnection[Any], batch: list[Message]) -> list[Poison]:
         """Apply a batch in one transaction; what could not be read is returned as poison
@@ -136,34 +146,46 @@ class Projector:
                 poison.append(Poison(message, str(exc)))
                 if (position := known_position(message)) is not None:
                     arrivals.append(Hole(position))  # its event is fetched from the feed
-        outcome = await self._apply(db, arrivals, poisoned=len(poison))
-        self.stats.add(outcome, len(poison))
+        outcomes = await self._apply(db, arrivals, poisoned=len(poison))
+        for index, outcome in enumerate(outcomes):
+            self.stats.add(outcome, 0 if index else len(poison))  # each poison counted once
         return poison
 
     async def _apply(
         self, db: psycopg.AsyncConnection[Any], arrivals: list[Event | Hole], poisoned: int = 0
-    ) -> Outcome:
+    ) -> list[Outcome]:
+        """The batch applied to every read model, each from its own position, in one
+        transaction."""
+        outcomes = []
         async with db.transaction():
             cur = db.cursor()
-            position = await lock_position(cur, self.projection.name)
-            outcome = await sequence(position, arrivals, self.feed.fetch)
-            await self.projection.apply(cur, outcome.apply)
-            await advance(cur, self.projection.name, outcome, poisoned)
-        return outcome
+            for projection in self.projections:
+                position = await lock_position(cur, projection.name)
+                outcome = await sequence(position, arrivals, self.feed.fetch)
+                await projection.apply(cur, outcome.apply)
+                await advance(cur, projection.name, outcome, poisoned)
+                outcomes.append(outcome)
+        return outcomes
 
     async def catch_up(self, db: psycopg.AsyncConnection[Any]) -> int:
-        """Apply whatever the feed has beyond the stored position; how many were applied."""
+        """Apply whatever the feed has beyond each stored position; how many were applied."""
+        applied = 0
+        for projection in self.projections:
+            applied += await self._catch_up_one(db, projection)
+        return applied
+
+    async def _catch_up_one(self, db: psycopg.AsyncConnection[Any], projection: Projection) -> int:
         applied = 0
         while True:
             async with db.transaction():
                 cur = db.cursor()
-                position = await lock_position(cur, self.projection.name)
+                position = await lock_position(cur, projection.name)
                 page = await self.feed.page(position)
                 if not page:
                     return applied
                 outcome = await sequence(position, page, self.feed.fetch)
-                await self.projection.apply(cur, outcome.apply)
-                await advance(cur, self.projection.name, outcome)
+                await projection.apply(cur, outcome.apply)
+                await advance(cur, projection.name, outcome)
             self.stats.add(outcome)
             applied += len(outcome.apply)
 
@@ -171,6 +193,6 @@ class Projector:
         """Start-up and idle catch-up: heals a lost tail; an unreachable feed waits."""
         try:
             if applied := await self.catch_up(db):
-                log.info("projector %s caught up %d from the feed", self.projection.name, applied)
+                log.info("projector %s caught up %d from the feed", self.name, applied)
         except FeedUnavailableError as exc:
-            log.info("projector %s: feed unavailable for catch-up: %s", self.projection.name, exc)
+            log.info("projector %s: feed unavailable for catch-up: %s", self.name, exc)

@@ -25,6 +25,7 @@ import pytest
 from contracts.messaging import dead_letter_names
 from order_service.application import Orders
 from order_service.domain import Order
+from ordersystem.cli import READ_MODELS
 from ordersystem.preflight import Finding
 from servicekit.postgres import PostgresSettings, drop_database, ensure_database
 
@@ -416,8 +417,9 @@ def relay_process(env: Mapping[str, str]) -> Worker:
     return Worker(("relay",), env)
 
 
-def projector_process(env: Mapping[str, str], projection: str = "orders-count") -> Worker:
-    return Worker(("project", projection), env)
+def projector_process(env: Mapping[str, str]) -> Worker:
+    """A projector keeping every read model, as `ordersystem run` starts it."""
+    return Worker(("project", *READ_MODELS), env)
 
 
 async def eventually(

@@ -57,3 +57,14 @@ def test_no_route_rebuilds_replays_or_verifies(service: str) -> None:
 
     assert found  # the app has routes: an empty list would prove nothing
     assert not [path for _, path in found if OPERATIONS.search(path)]
+
+
+def test_the_command_line_names_every_read_model_the_customer_service_keeps() -> None:
+    from customer_service.projector import PROJECTIONS
+    from ordersystem.cli import READ_MODELS, parser
+
+    assert set(READ_MODELS) == set(PROJECTIONS)
+    both = parser().parse_args(["project", *READ_MODELS])
+    assert both.projection == list(READ_MODELS)
+    with pytest.raises(SystemExit):
+        parser().parse_args(["project", "orders-count", "no-such-model"])

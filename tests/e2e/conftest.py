@@ -12,7 +12,7 @@ import httpx
 import psycopg
 import pytest
 
-from customer_service.projector import PROJECTIONS
+from customer_service.projector import PROJECTIONS, queue_name
 from servicekit.postgres import PostgresSettings
 from tests.support import (
     AMQP_URL,
@@ -52,8 +52,8 @@ class System:
 
     @property
     def projection_queue(self) -> str:
-        """The orders-count projector's queue."""
-        return f"{self.queue_prefix}.orders-count"
+        """The projector's queue (it keeps every read model, as `ordersystem run` starts it)."""
+        return queue_name(self.queue_prefix, list(PROJECTIONS))
 
     def messaging_env(self) -> dict[str, str]:
         return {
@@ -65,8 +65,7 @@ class System:
 
     def consumer_queues(self) -> list[str]:
         env = self.messaging_env()
-        projections = [f"{self.queue_prefix}.{p}" for p in PROJECTIONS]
-        return [*projections, env["PAYMENT_QUEUE"], env["PAYMENT_RESULTS_QUEUE"]]
+        return [self.projection_queue, env["PAYMENT_QUEUE"], env["PAYMENT_RESULTS_QUEUE"]]
 
     def stored_orders(self) -> int:
         """How many orders the event store holds (streams, not events: payments add events)."""
@@ -92,8 +91,7 @@ class System:
         self.workers["payment-results"] = Worker(
             ("consume", "payment-results"), self.orders.env
         ).start()
-        for projection in PROJECTIONS:
-            self.workers[projection] = projector_process(self.projector_env(), projection).start()
+        self.workers["projector"] = projector_process(self.projector_env()).start()
 
     async def wait_for_consumer_queues(self) -> None:
         """Messages published before a consumer's queue exists would never reach it."""

@@ -31,7 +31,7 @@ pytestmark = [
     pytest.mark.timeout(1800),  # make faults drives 5,000 orders per scenario
 ]
 
-WORKERS = ["relay", "orders-count", "payments", "payment-results"]
+WORKERS = ["relay", "projector", "payments", "payment-results"]
 
 
 @pytest.fixture
