@@ -23,7 +23,6 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Operation
 from litestar.params import FromPath, HeaderParameter, Parameter
-from psycopg_pool import AsyncConnectionPool
 
 from contracts.customers import CustomerV1
 from contracts.events import OrderEventEnvelope
@@ -46,7 +45,6 @@ from order_service.requests import (
 from order_service.settings import Settings
 from order_service.views import OrderView
 from servicekit.breaker import CircuitBreaker
-from servicekit.failfast import GuardedAsyncPool
 from servicekit.health import health_handlers
 from servicekit.http import (
     cursor_param,
@@ -71,6 +69,7 @@ from servicekit.problems import (
     validation_failed,
 )
 from servicekit.ratelimit import api_middleware
+from servicekit.recorder import open_loop_pool
 from servicekit.relay import relay_lag
 
 T = TypeVar("T")
@@ -302,7 +301,6 @@ async def get_order(
 
 
 FEED_DEFAULT, FEED_MAX = 500, 5000
-IDLE_PING = 1.0  # seconds: a saving connection idle this long is checked before use
 
 
 @get(
@@ -352,16 +350,8 @@ def create_app(settings: Settings) -> Litestar:
         )
         app.state.orders = await call(create_application, make, settings.postgres)
         app.state.event_log = event_log(app.state.orders)
-        saves = AsyncConnectionPool(  # placing an order needs no thread: its own small pool
-            settings.postgres.conninfo(),
-            min_size=1,
-            max_size=2,
-            kwargs={"autocommit": True},
-            open=False,
-            timeout=2.0,
-        )
-        await saves.open(wait=False)
-        app.state.orders.saves_from(GuardedAsyncPool(saves, ping_idle_after=IDLE_PING))
+        saves = await open_loop_pool(settings.postgres.conninfo())  # placing needs no thread
+        app.state.orders.saves_from(saves)
         app.state.customers = CustomerServiceClient(
             settings.customer_service_url,
             connect_timeout=settings.customer_connect_timeout,

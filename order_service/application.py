@@ -8,12 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from functools import partial
 from typing import Any, cast
 from uuid import UUID
 
-import psycopg
-from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
+from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.popo import POPOFactory
 from eventsourcing.utils import get_topic
@@ -21,15 +19,14 @@ from eventsourcing.utils import get_topic
 from order_service.domain import DEFAULT_CURRENCY, Order, OrderError, Status
 from order_service.recorders import (
     InMemoryOrderRecorder,
-    OrderStreams,
     OrderSummaries,
     PostgresOrderRecorder,
 )
 from order_service.views import OrderPage, OrderView
 from servicekit.failfast import GuardedAsyncPool
-from servicekit.groupcommit import AsyncGroupCommitter, GroupCommitter, commit_splitting
+from servicekit.groupcommit import AsyncGroupCommitter, GroupCommitter, commit_splitting_async
 from servicekit.postgres import schema_in_place, skip_table_creation
-from servicekit.recorder import OneTripRecorder
+from servicekit.recorder import LoopSaves
 from servicekit.transcoder import TRANSCODER_ENV
 
 # Order ids derived from an Idempotency-Key live in their own namespace.
@@ -138,7 +135,9 @@ class Orders(Application[UUID]):
         super().__init__(env)
         # With group commit, concurrent saves share transactions; without, one each.
         self.committer = GroupCommitter(self._commit) if group_commit else None
-        self.loop_committer: AsyncGroupCommitter | None = None  # set by saves_from
+        # Saves awaited on the event loop: through a thread until saves_from(pool).
+        self.on_loop = LoopSaves(self)
+        self.loop_committer = AsyncGroupCommitter(self._commit_on_loop)
 
     def save_orders(self, *orders: Order) -> None:
         """Save the orders' new events and their summaries, atomically."""
@@ -166,23 +165,13 @@ class Orders(Application[UUID]):
         super().close()
 
     def saves_from(self, pool: GuardedAsyncPool) -> None:
-        """From now on, `place_from_loop` saves on the event loop, over this pool: group
-        commit with no thread, each batch in one statement (servicekit.recorder)."""
-        self.loop_committer = AsyncGroupCommitter(partial(self._commit_on_loop, pool))
+        """From now on, what is saved on the event loop (`place_from_loop`,
+        `record_payments`) goes over this pool, one statement each, with no thread."""
+        self.on_loop = LoopSaves(self, pool)
 
-    async def _commit_on_loop(self, pool: GuardedAsyncPool, units: list[_Unit]) -> None:
-        recorder = cast(OneTripRecorder, self.recorder)
-        stored = [self.mapper.to_stored_event(event) for unit in units for event in unit.events]
-        statement = recorder.append_statement(
-            stored, order_views=[view for unit in units for view in unit.views]
-        )
-        if statement is None:
-            return
-        async with pool.connection() as conn:
-            try:
-                await conn.execute(*statement, prepare=True)
-            except psycopg.IntegrityError as exc:  # as the library's recorder reports it
-                raise IntegrityError(str(exc)) from exc
+    async def _commit_on_loop(self, units: list[_Unit]) -> None:
+        events = [event for unit in units for event in unit.events]
+        await self.on_loop.save(events, order_views=[view for unit in units for view in unit.views])
 
     def place(
         self, command: PlaceOrder, *, idempotency_key: str | None = None, correlation_id: str = ""
@@ -199,8 +188,7 @@ class Orders(Application[UUID]):
     async def place_from_loop(
         self, command: PlaceOrder, *, idempotency_key: str | None = None, correlation_id: str = ""
     ) -> Placement:
-        """`place`, awaited on the event loop; needs `saves_from` first."""
-        assert self.loop_committer is not None, "saves_from(pool) first"
+        """`place`, awaited on the event loop: group commit without threads."""
         order = self._placed(command, idempotency_key, correlation_id)
         try:
             await self.loop_committer.save(self._unit(order))
@@ -269,8 +257,9 @@ class Orders(Application[UUID]):
         )
         return self._update(order_id, result.record_on)
 
-    def record_payments(self, results: list[PaymentResult]) -> list[str | None]:
-        """Take a batch of payment results, in one transaction when nothing races them.
+    async def record_payments(self, results: list[PaymentResult]) -> list[str | None]:
+        """Take a batch of payment results: its orders read in one query, the changes saved
+        in one transaction when nothing races them, both on the event loop.
 
         For each result: None, or why it can never be recorded (no such order). A result
         that lost a race (to a change through the API, or to a repeat within the batch) is
@@ -278,18 +267,19 @@ class Orders(Application[UUID]):
         """
         verdicts: list[str | None] = [None] * len(results)
         changed: list[tuple[PaymentResult, Order]] = []
-        orders = self._orders([result.order_id for result in results])
+        orders = await self.on_loop.aggregates([result.order_id for result in results])
         for index, result in enumerate(results):
             order = orders.get(result.order_id)
-            if order is None:
+            if not isinstance(order, Order):
                 verdicts[index] = f"no order {result.order_id}"
                 continue
             if result.record_on(order):  # a repeat within the batch finds it recorded
                 changed.append((result, order))
-        outcomes = commit_splitting(self._commit, [self._unit(order) for _, order in changed])
+        units = [self._unit(order) for _, order in changed]
+        outcomes = await commit_splitting_async(self._commit_on_loop, units)
         for (result, _), error in zip(changed, outcomes, strict=True):
             if error is not None:
-                self._update(result.order_id, result.record_on)
+                await asyncio.to_thread(self._update, result.order_id, result.record_on)
         return verdicts
 
     def _update(
@@ -350,16 +340,6 @@ class Orders(Application[UUID]):
         """A page of orders, newest first; `before` is a position from an earlier page."""
         summaries = cast(OrderSummaries, self.recorder)
         return summaries.select_order_page(customer_id=customer_id, limit=limit, before=before)
-
-    def _orders(self, order_ids: list[UUID]) -> dict[UUID, Order]:
-        """The newest state of each of these orders that exists, read in one query."""
-        streams = cast(OrderStreams, self.recorder).select_streams(order_ids)
-        orders: dict[UUID, Order] = {}
-        for order_id, stored in streams.items():
-            order = project_aggregate(None, map(self.mapper.to_domain_event, stored))
-            if isinstance(order, Order):
-                orders[order_id] = order
-        return orders
 
     def _order(self, order_id: UUID, version: int | None = None) -> Order:
         try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from functools import partial
 
 from contracts.events import (
@@ -40,7 +39,7 @@ def handler(orders: Orders) -> Handler:
     async def record(batch: list[Envelope[IntegrationEvent]]) -> list[str | None]:
         results = [result(envelope) for envelope in batch]
         taken = [r for r in results if r is not None]
-        verdicts = iter(await asyncio.to_thread(orders.record_payments, taken) if taken else [])
+        verdicts = iter(await orders.record_payments(taken) if taken else [])
         return [None if r is None else next(verdicts) for r in results]
 
     return record

@@ -29,10 +29,6 @@ class OrderSummaries(Protocol):
     ) -> OrderPage: ...
 
 
-class OrderStreams(Protocol):
-    def select_streams(self, ids: Sequence[Any]) -> dict[Any, list[StoredEvent]]: ...
-
-
 def _page(rows: list[tuple[int, OrderView]], limit: int) -> OrderPage:
     more = len(rows) > limit
     rows = rows[:limit]
@@ -143,10 +139,6 @@ class InMemoryOrderRecorder(POPOApplicationRecorder):
             for view in _newest(kwargs.get("order_views", ())):
                 self._upsert(view)
             return ids
-
-    def select_streams(self, ids: Sequence[Any]) -> dict[Any, list[StoredEvent]]:
-        streams = {i: list(self.select_events(i)) for i in dict.fromkeys(ids)}
-        return {i: events for i, events in streams.items() if events}
 
     def _upsert(self, view: OrderView) -> None:
         """As the Postgres upsert: a new order gets the next position; a newer version of a

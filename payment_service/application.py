@@ -14,9 +14,10 @@ from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import get_topic
 
 from payment_service.domain import Payment
-from servicekit.groupcommit import GroupCommitter, commit_splitting
+from servicekit.failfast import GuardedAsyncPool
+from servicekit.groupcommit import GroupCommitter, commit_splitting_async
 from servicekit.postgres import schema_in_place, skip_table_creation
-from servicekit.recorder import OneTripRecorder
+from servicekit.recorder import LoopSaves, OneTripRecorder
 from servicekit.transcoder import TRANSCODER_ENV
 
 PAYMENT_NAMESPACE = UUID("b7a9c1d3-5e7f-4a1b-9c3d-5e7f9a1b3c5d")
@@ -84,6 +85,11 @@ class Payments(Application[UUID]):
         super().__init__(env)
         # With group commit, payments decided concurrently share transactions.
         self.committer = GroupCommitter(self._commit) if group_commit else None
+        self.on_loop = LoopSaves(self)  # through a thread until saves_from(pool)
+
+    def saves_from(self, pool: GuardedAsyncPool) -> None:
+        """From now on, `pay_all` saves over this pool, one statement, with no thread."""
+        self.on_loop = LoopSaves(self, pool)
 
     def construct_recorder(self) -> Any:
         if schema_in_place(self.factory, "payments_events", "notification_id", APPEND):
@@ -119,11 +125,15 @@ class Payments(Application[UUID]):
             return self.get(payment.id)
         return PaymentView.of(payment)
 
-    def pay_all(self, requests: list[PaymentRequest]) -> None:
-        """Decide a batch of payments in one transaction. A request whose order was decided
-        before (a redelivery, or a repeat within the batch) changes nothing."""
+    async def pay_all(self, requests: list[PaymentRequest]) -> None:
+        """Decide a batch of payments in one transaction, on the event loop. A request whose
+        order was decided before (a redelivery, or a repeat within the batch) changes
+        nothing."""
         units = [list(decided(request).collect_events()) for request in requests]
-        commit_splitting(self._commit, units)  # a conflict is a decision already taken
+        await commit_splitting_async(self._commit_on_loop, units)  # a conflict: decided before
+
+    async def _commit_on_loop(self, units: list[list[Any]]) -> None:
+        await self.on_loop.save([event for unit in units for event in unit])
 
     def get(self, payment_id: UUID) -> PaymentView:
         try:

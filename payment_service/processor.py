@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from functools import partial
 
 from contracts.events import Envelope, IntegrationEvent, OrderCreatedV1
@@ -27,7 +26,7 @@ def handler(payments: Payments) -> Handler:
             if isinstance(envelope.data, OrderCreatedV1)
         ]
         if requests:
-            await asyncio.to_thread(payments.pay_all, requests)
+            await payments.pay_all(requests)
         return [None] * len(batch)
 
     return pay

@@ -3,9 +3,10 @@
 For handlers that need no position tracking because the state they change refuses a repeat
 (a payment keyed by its order, an order that is already paid). Messages come in coalesced
 batches (servicekit.messaging), and the handler takes a whole batch at once, so it can
-decide it in one thread hop and commit it in one transaction. It answers, for each event,
-None or why that event can never be handled; those, and messages that cannot be read, go to
-the dead-letter queue. Then the batch is acknowledged with one frame. Any failure leaves the
+read what it needs in one query and commit it in one transaction, on the event loop (the
+process opens a small pool for it: servicekit.recorder). It answers, for each event, None
+or why that event can never be handled; those, and messages that cannot be read, go to the
+dead-letter queue. Then the batch is acknowledged with one frame. Any failure leaves the
 batch unacknowledged and ends the session, so it is delivered again after the consumer
 reconnects, and the handler's own idempotency drops what it had already done.
 """
@@ -28,6 +29,7 @@ from servicekit.messaging import (
     keep_running,
 )
 from servicekit.postgres import PostgresSettings, create_application
+from servicekit.recorder import open_loop_pool
 from servicekit.signals import stop_on_signals
 
 # Decide a batch; for each envelope, in order: None, or why it can never be handled.
@@ -91,7 +93,10 @@ async def run_consumer_process(
     """A consumer process: each batch decided against the application, until a signal."""
     stopping = stop_on_signals()
     app = await asyncio.to_thread(create_application, make_app, postgres)
+    saves = await open_loop_pool(postgres.conninfo())
+    app.saves_from(saves)  # the handler saves on the event loop, with no thread
     try:
         await Consumer(settings, handler_for(app)).run(stopping)
     finally:
+        await saves.close()
         app.close()

@@ -205,6 +205,9 @@ class GuardedAsyncPool:
             self._returned[id(conn)] = time.monotonic()
             await self.pool.putconn(conn)
 
+    async def close(self) -> None:
+        await self.pool.close()
+
     async def _alive(self, conn: AsyncConnection[Any]) -> bool:
         """False (and the connection back to the pool, which replaces it) when it is dead."""
         if self.ping_idle_after is None:

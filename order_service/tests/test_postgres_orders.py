@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
@@ -17,6 +17,7 @@ from order_service.application import (
     PlaceOrder,
 )
 from servicekit.postgres import PostgresSettings
+from servicekit.recorder import LoopSaves, open_loop_pool
 from tests.support import Databases
 
 pytestmark = pytest.mark.integration
@@ -32,6 +33,17 @@ def orders(database: PostgresSettings) -> Iterator[Orders]:
     app = Orders(env={**database.eventsourcing_env(), "POSTGRES_POOL_SIZE": "8"})
     yield app
     app.close()
+
+
+@pytest.fixture
+async def on_loop(orders: Orders, database: PostgresSettings) -> AsyncIterator[Orders]:
+    """The same application, saving on the event loop over a pool of its own, as the API
+    and the payment-results consumer do."""
+    pool = await open_loop_pool(database.conninfo())
+    orders.saves_from(pool)
+    yield orders
+    orders.on_loop = LoopSaves(orders)
+    await pool.close()
 
 
 def count(database: PostgresSettings, table: str) -> int:
@@ -126,15 +138,16 @@ def test_a_process_starting_while_others_write_takes_no_table_lock(
     started.close()
 
 
-def test_a_batch_of_payment_results_records_each_once_in_one_transaction(
-    orders: Orders, database: PostgresSettings
+async def test_a_batch_of_payment_results_records_each_once_in_one_transaction(
+    on_loop: Orders, database: PostgresSettings
 ) -> None:
+    orders = on_loop
     paid, declined = (orders.place(widget(7)).order.id for _ in range(2))
     stranger = uuid.uuid4()
     payment = uuid.uuid4()
     before = transactions(orders, database)
 
-    verdicts = orders.record_payments(
+    verdicts = await orders.record_payments(
         [
             PaymentResult(order_id=paid, payment_id=payment, succeeded=True),
             PaymentResult(order_id=declined, payment_id=uuid.uuid4(), succeeded=False),
@@ -148,12 +161,13 @@ def test_a_batch_of_payment_results_records_each_once_in_one_transaction(
     assert transactions(orders, database) - before == 1
 
 
-def test_a_repeat_within_a_batch_or_after_it_changes_nothing(orders: Orders) -> None:
+async def test_a_repeat_within_a_batch_or_after_it_changes_nothing(on_loop: Orders) -> None:
+    orders = on_loop
     order_id = orders.place(widget(8)).order.id
     result = PaymentResult(order_id=order_id, payment_id=uuid.uuid4(), succeeded=True)
 
-    assert orders.record_payments([result, result]) == [None, None]
-    assert orders.record_payments([result]) == [None]
+    assert await orders.record_payments([result, result]) == [None, None]
+    assert await orders.record_payments([result]) == [None]
 
     assert [e.type for e in orders.history(order_id)] == ["Placed", "Paid"]
     assert orders.get_order(order_id).version == 2
@@ -168,16 +182,18 @@ def transactions(orders: Orders, database: PostgresSettings) -> int:
         return int(row[0])
 
 
-def test_several_orders_are_read_in_one_query_each_in_version_order(orders: Orders) -> None:
-    first, second = (orders.place(widget(9)).order.id for _ in range(2))
-    orders.transition(first, "confirm")
+async def test_several_orders_are_read_in_one_query_each_in_version_order(
+    on_loop: Orders,
+) -> None:
+    first, second = (on_loop.place(widget(9)).order.id for _ in range(2))
+    on_loop.transition(first, "confirm")
     stranger = uuid.uuid4()
 
-    streams = orders.recorder.select_streams([second, stranger, first])  # type: ignore[attr-defined]
+    streams = await on_loop.on_loop.streams([second, stranger, first])
+    loaded = await on_loop.on_loop.aggregates([first, stranger])
 
     assert set(streams) == {first, second}
     assert [e.originator_version for e in streams[first]] == [1, 2]
     assert [e.originator_version for e in streams[second]] == [1]
-    loaded = orders._orders([first, stranger])
     assert list(loaded) == [first]
     assert loaded[first].version == 2

@@ -77,11 +77,13 @@ def test_only_outcomes_are_published_and_they_carry_order_and_amount(payments: P
     assert to_contract(object()) is None
 
 
-def test_a_batch_decides_each_order_once_whatever_repeats_it_holds(payments: Payments) -> None:
+async def test_a_batch_decides_each_order_once_whatever_repeats_it_holds(
+    payments: Payments,
+) -> None:
     decided_before, fresh = uuid.uuid4(), uuid.uuid4()
     first = payments.pay(order_id=decided_before, amount=Decimal("10"), currency="EUR")
 
-    payments.pay_all(
+    await payments.pay_all(
         [
             PaymentRequest(order_id=decided_before, amount=Decimal("10"), currency="EUR"),
             PaymentRequest(order_id=fresh, amount=Decimal("2000"), currency="EUR"),
