@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from typing import Any
 
@@ -27,16 +28,25 @@ async def add_counts(
     changed = {k: v for k, v in deltas.items() if v}
     if not changed:
         return
-    await cur.execute(
+    statement = _add_counts(table, key, key_type, count)
+    await cur.execute(statement, (list(changed), list(changed.values())), prepare=True)
+
+
+@functools.cache
+def _add_counts(table: str, key: str, key_type: str, count: str) -> bytes:
+    """The upsert of `add_counts`, composed once per table (its text is the prepared
+    statement's key)."""
+    return (
         sql.SQL(
             "INSERT INTO {t} AS t ({key}, {count})"
             " SELECT * FROM unnest(%s::{key_type}[], %s::bigint[])"
             " ON CONFLICT ({key}) DO UPDATE SET {count} = t.{count} + excluded.{count}"
-        ).format(
+        )
+        .format(
             t=sql.Identifier(table),
             key=sql.Identifier(key),
             count=sql.Identifier(count),
             key_type=sql.SQL(key_type),
-        ),
-        (list(changed), list(changed.values())),
+        )
+        .as_bytes(None)
     )

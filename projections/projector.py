@@ -27,7 +27,13 @@ from contracts.events import ORDER_EVENTS_BINDING
 from projections.feed import FeedClient, FeedUnavailableError
 from projections.projection import Projection
 from projections.sequencer import Event, Hole, Outcome, sequence
-from projections.tracking import advance, ensure_tracking, lock_position
+from projections.tracking import (
+    advance,
+    advance_all,
+    ensure_tracking,
+    lock_position,
+    lock_positions,
+)
 from servicekit.messaging import (
     Batching,
     Message,
@@ -156,16 +162,16 @@ class Projector:
     ) -> list[Outcome]:
         """The batch applied to every read model, each from its own position, in one
         transaction."""
-        outcomes = []
+        moves: dict[str, tuple[Outcome, int]] = {}
         async with db.transaction():
             cur = db.cursor()
+            positions = await lock_positions(cur, [p.name for p in self.projections])
             for projection in self.projections:
-                position = await lock_position(cur, projection.name)
-                outcome = await sequence(position, arrivals, self.feed.fetch)
+                outcome = await sequence(positions[projection.name], arrivals, self.feed.fetch)
                 await projection.apply(cur, outcome.apply)
-                await advance(cur, projection.name, outcome, poisoned)
-                outcomes.append(outcome)
-        return outcomes
+                moves[projection.name] = (outcome, poisoned)
+            await advance_all(cur, moves)
+        return [outcome for outcome, _ in moves.values()]
 
     async def catch_up(self, db: psycopg.AsyncConnection[Any]) -> int:
         """Apply whatever the feed has beyond each stored position; how many were applied."""

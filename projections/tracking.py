@@ -7,6 +7,7 @@ turns, and a rebuild can pause the live projector by holding the same lock.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -35,22 +36,56 @@ async def ensure_tracking(conn: AsyncConnection[Any], name: str) -> None:
     )
 
 
+LOCK_ALL = "SELECT pg_advisory_xact_lock(hashtext('projection:' || n)) FROM unnest(%s::text[]) n"
+POSITIONS = "SELECT name, position FROM projection_positions WHERE name = ANY(%s)"
+ADVANCE = (
+    "UPDATE projection_positions AS p SET position = v.position, applied = p.applied + v.applied,"
+    " duplicates = p.duplicates + v.duplicates, healed = p.healed + v.healed,"
+    " poisoned = p.poisoned + v.poisoned, updated_at = now()"
+    " FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[])"
+    " AS v(name, position, applied, duplicates, healed, poisoned) WHERE p.name = v.name"
+)
+
+
+async def lock_positions(cur: AsyncCursor[Any], names: Sequence[str]) -> dict[str, int]:
+    """Take each projection's lock for this transaction, in the order given (callers sort
+    the names, so no two transactions wait on each other in a cycle), then read their
+    positions: two statements, whatever the number."""
+    await cur.execute(LOCK_ALL, (list(names),), prepare=True)
+    await cur.execute(POSITIONS, (list(names),), prepare=True)  # after the locks: fresh
+    positions = {name: int(position) for name, position in await cur.fetchall()}
+    missing = set(names) - set(positions)
+    assert not missing, f"no tracking row for {sorted(missing)}"
+    return positions
+
+
 async def lock_position(cur: AsyncCursor[Any], name: str) -> int:
     """Take the projection's lock for this transaction and read its position."""
-    await cur.execute(LOCK, (name,))
-    await cur.execute("SELECT position FROM projection_positions WHERE name = %s", (name,))
-    row = await cur.fetchone()
-    assert row is not None, f"no tracking row for {name}"
-    return int(row[0])
+    return (await lock_positions(cur, [name]))[name]
+
+
+async def advance_all(cur: AsyncCursor[Any], moves: Mapping[str, tuple[Outcome, int]]) -> None:
+    """Store each projection's new position and add to its counters, in one statement;
+    `moves` maps a name to its outcome and the poison messages of its batch."""
+    if not moves:
+        return
+    outcomes = [outcome for outcome, _ in moves.values()]
+    await cur.execute(
+        ADVANCE,
+        (
+            list(moves),
+            [outcome.position for outcome in outcomes],
+            [len(outcome.apply) for outcome in outcomes],
+            [outcome.duplicates for outcome in outcomes],
+            [outcome.healed for outcome in outcomes],
+            [poisoned for _, poisoned in moves.values()],
+        ),
+        prepare=True,
+    )
 
 
 async def advance(cur: AsyncCursor[Any], name: str, outcome: Outcome, poisoned: int = 0) -> None:
-    await cur.execute(
-        "UPDATE projection_positions SET position = %s, applied = applied + %s,"
-        " duplicates = duplicates + %s, healed = healed + %s, poisoned = poisoned + %s,"
-        " updated_at = now() WHERE name = %s",
-        (outcome.position, len(outcome.apply), outcome.duplicates, outcome.healed, poisoned, name),
-    )
+    await advance_all(cur, {name: (outcome, poisoned)})
 
 
 async def status(conn: AsyncConnection[Any], name: str) -> dict[str, Any] | None:
