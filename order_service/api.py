@@ -208,7 +208,8 @@ def _transition_handler(action: str) -> HTTPRouteHandler:
         """Move the order along its lifecycle; 409 when its status does not allow it."""
         order = order_uuid(order_id)
         body = await request.body()
-        reason = parse_cancel_reason(decode_json(body) if body.strip() else {})
+        # No body at all is no reason; anything else must be JSON (whitespace alone is not).
+        reason = parse_cancel_reason(decode_json(body) if body else {})
         view = await call(
             orders(state).transition,
             order,

@@ -82,6 +82,8 @@ async def test_a_cancellation_records_its_reason(client: Client, system: System)
         ("/api/v1/orders/00000000-0000-0000-0000-000000000000/ship", {}, 404),
         ("CANCEL", {"json": {"reason": ""}}, 422),
         ("CANCEL", {"content": b"{not json"}, 400),
+        ("CANCEL", {"content": b"\t", "headers": {"content-type": "application/json"}}, 400),
+        ("CANCEL", {"content": b" \r\n", "headers": {"content-type": "application/json"}}, 400),
     ],
 )
 async def test_bad_transition_requests_are_problems(
