@@ -30,32 +30,42 @@ Commit = Callable[[list[Any]], None]  # commit(units): all of them in one transa
 AsyncCommit = Callable[[list[Any]], Awaitable[None]]
 
 
-def commit_splitting(commit: Commit, units: list[Any]) -> list[IntegrityError | None]:
+def commit_splitting(
+    commit: Commit, units: list[Any], stats: Stats | None = None
+) -> list[IntegrityError | None]:
     """Commit the units in one transaction; when one of them conflicts, split the batch in
     halves and retry, so only the conflicting units fail. For each unit, in order: None
-    (committed) or its IntegrityError. Any other failure (the database is down) raises."""
+    (committed) or its IntegrityError. Any other failure (the database is down) raises.
+    `stats`, if given, counts the transactions and the splits."""
+    stats = stats or Stats()
     try:
         commit(units)
     except IntegrityError as exc:
         if len(units) == 1:
             return [exc]
+        stats.splits += 1
         middle = len(units) // 2
-        return commit_splitting(commit, units[:middle]) + commit_splitting(commit, units[middle:])
+        first = commit_splitting(commit, units[:middle], stats)
+        return first + commit_splitting(commit, units[middle:], stats)
+    stats.committed(len(units))
     return [None] * len(units)
 
 
 async def commit_splitting_async(
-    commit: AsyncCommit, units: list[Any]
+    commit: AsyncCommit, units: list[Any], stats: Stats | None = None
 ) -> list[IntegrityError | None]:
     """`commit_splitting`, awaiting an asynchronous commit."""
+    stats = stats or Stats()
     try:
         await commit(units)
     except IntegrityError as exc:
         if len(units) == 1:
             return [exc]
+        stats.splits += 1
         middle = len(units) // 2
-        first = await commit_splitting_async(commit, units[:middle])
-        return first + await commit_splitting_async(commit, units[middle:])
+        first = await commit_splitting_async(commit, units[:middle], stats)
+        return first + await commit_splitting_async(commit, units[middle:], stats)
+    stats.committed(len(units))
     return [None] * len(units)
 
 
@@ -86,6 +96,10 @@ class Stats:
     transactions: int = 0
     requests: int = 0
     splits: int = 0
+
+    def committed(self, units: int) -> None:
+        self.transactions += 1
+        self.requests += units
 
     @property
     def mean_batch(self) -> float:
@@ -142,23 +156,13 @@ class GroupCommitter:
 
     def _commit(self, batch: list[_Request]) -> None:
         try:
-            outcomes = commit_splitting(self._counted, [r.unit for r in batch])
+            outcomes = commit_splitting(self._commit_units, [r.unit for r in batch], self.stats)
         except BaseException as exc:  # the database is down: every caller learns it
             for request in batch:
                 request.finish(exc)
             return
         for request, error in zip(batch, outcomes, strict=True):
             request.finish(error)
-
-    def _counted(self, units: list[Any]) -> None:
-        try:
-            self._commit_units(units)
-        except IntegrityError:
-            if len(units) > 1:
-                self.stats.splits += 1
-            raise
-        self.stats.transactions += 1
-        self.stats.requests += len(units)
 
 
 class AsyncGroupCommitter:
@@ -189,7 +193,8 @@ class AsyncGroupCommitter:
                 count = min(len(self._queued), self.max_batch)
                 batch = [self._queued.popleft() for _ in range(count)]
                 try:
-                    errors = await commit_splitting_async(self._counted, [u for u, _ in batch])
+                    units = [unit for unit, _ in batch]
+                    errors = await commit_splitting_async(self._commit_units, units, self.stats)
                 except Exception as exc:  # the database is down: every caller learns it
                     errors = [exc] * len(batch)  # type: ignore[list-item]
                 for (_, outcome), error in zip(batch, errors, strict=True):
@@ -204,13 +209,3 @@ class AsyncGroupCommitter:
                 outcome.cancel()
             self._queued.clear()
             self._committing = None
-
-    async def _counted(self, units: list[Any]) -> None:
-        try:
-            await self._commit_units(units)
-        except IntegrityError:
-            if len(units) > 1:
-                self.stats.splits += 1
-            raise
-        self.stats.transactions += 1
-        self.stats.requests += len(units)
