@@ -34,7 +34,7 @@ class Settings:
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     exchange: str = ORDERS_EXCHANGE
     relay_page_size: int = 500
-    relay_interval: float = 0.02  # the shortest time between two reads of the relay
+    relay_interval: float = 0.03  # the shortest time between two reads of the relay
     batch_interval: float = 0.02  # the shortest time between two batches of a consumer
     payments_exchange: str = PAYMENTS_EXCHANGE
     commit_mode: str = "group"  # or "single": one transaction per save (the baseline)
@@ -59,7 +59,7 @@ class Settings:
             amqp_url=env_str(env, "RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/"),
             exchange=env_str(env, "ORDERS_EXCHANGE", ORDERS_EXCHANGE),
             relay_page_size=env_int(env, "RELAY_PAGE_SIZE", 500),
-            relay_interval=env_float(env, "RELAY_INTERVAL", 0.02),
+            relay_interval=env_float(env, "RELAY_INTERVAL", 0.03),
             batch_interval=env_float(env, "BATCH_INTERVAL", 0.02),
             payments_exchange=env_str(env, "PAYMENTS_EXCHANGE", PAYMENTS_EXCHANGE),
             commit_mode=commit_mode(env_str(env, "ORDER_COMMIT_MODE", "group")),

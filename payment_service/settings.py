@@ -22,7 +22,7 @@ class Settings:
     exchange: str = PAYMENTS_EXCHANGE  # where its relay publishes payment outcomes
     queue: str = "payments.order-created"
     relay_page_size: int = 500
-    relay_interval: float = 0.02  # the shortest time between two reads of the relay
+    relay_interval: float = 0.03  # the shortest time between two reads of the relay
     batch_interval: float = 0.02  # the shortest time between two batches of a consumer
     db_pool_size: int = 5
 
@@ -38,7 +38,7 @@ class Settings:
             exchange=env_str(env, "PAYMENTS_EXCHANGE", PAYMENTS_EXCHANGE),
             queue=env_str(env, "PAYMENT_QUEUE", "payments.order-created"),
             relay_page_size=env_int(env, "RELAY_PAGE_SIZE", 500),
-            relay_interval=env_float(env, "RELAY_INTERVAL", 0.02),
+            relay_interval=env_float(env, "RELAY_INTERVAL", 0.03),
             batch_interval=env_float(env, "BATCH_INTERVAL", 0.02),
             db_pool_size=env_int(env, "PAYMENT_DB_POOL_SIZE", 5),
         )
