@@ -26,7 +26,7 @@ from contracts.codec import ContractError, decode
 from contracts.events import ORDER_EVENTS_BINDING
 from projections.feed import FeedClient, FeedUnavailableError
 from projections.projection import Projection
-from projections.sequencer import Event, Hole, Outcome, sequence
+from projections.sequencer import Event, Fetch, Hole, Outcome, sequence
 from projections.tracking import (
     advance,
     advance_all,
@@ -92,6 +92,18 @@ async def declare_topology(
     """The projector's queue bound to the stream, and its dead-letter exchange."""
     queue = settings.subscription
     return await declare_consumer_queue(channel, queue.exchange, queue.queue, queue.bindings)
+
+
+def _once_each(fetch: Fetch) -> Fetch:
+    """`fetch`, asking the feed once for each range however often it is asked."""
+    fetched: dict[tuple[int, int], list[Event]] = {}
+
+    async def once(after: int, upto: int) -> list[Event]:
+        if (after, upto) not in fetched:
+            fetched[after, upto] = await fetch(after, upto)
+        return fetched[after, upto]
+
+    return once
 
 
 class Projector:
@@ -163,11 +175,12 @@ class Projector:
         """The batch applied to every read model, each from its own position, in one
         transaction."""
         moves: dict[str, tuple[Outcome, int]] = {}
+        fetch = _once_each(self.feed.fetch)  # read models at one position heal from one read
         async with db.transaction():
             cur = db.cursor()
             positions = await lock_positions(cur, [p.name for p in self.projections])
             for projection in self.projections:
-                outcome = await sequence(positions[projection.name], arrivals, self.feed.fetch)
+                outcome = await sequence(positions[projection.name], arrivals, fetch)
                 await projection.apply(cur, outcome.apply)
                 moves[projection.name] = (outcome, poisoned)
             await advance_all(cur, moves)
