@@ -137,7 +137,7 @@ class Orders(Application[UUID]):
         self.committer = GroupCommitter(self._commit) if group_commit else None
         # Saves awaited on the event loop: through a thread until saves_from(pool).
         self.on_loop = LoopSaves(self)
-        self.loop_committer = AsyncGroupCommitter(self._commit_on_loop)
+        self.loop_committer = AsyncGroupCommitter(self._commit_on_loop) if group_commit else None
 
     def save_orders(self, *orders: Order) -> None:
         """Save the orders' new events and their summaries, atomically."""
@@ -188,10 +188,14 @@ class Orders(Application[UUID]):
     async def place_from_loop(
         self, command: PlaceOrder, *, idempotency_key: str | None = None, correlation_id: str = ""
     ) -> Placement:
-        """`place`, awaited on the event loop: group commit without threads."""
+        """`place`, awaited on the event loop; with group commit, without threads."""
         order = self._placed(command, idempotency_key, correlation_id)
+        unit = self._unit(order)
         try:
-            await self.loop_committer.save(self._unit(order))
+            if self.loop_committer is None:
+                await self._commit_on_loop([unit])
+            else:
+                await self.loop_committer.save(unit)
         except IntegrityError:
             if idempotency_key is None:
                 raise

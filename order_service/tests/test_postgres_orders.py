@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -197,3 +198,20 @@ async def test_several_orders_are_read_in_one_query_each_in_version_order(
     assert [e.originator_version for e in streams[second]] == [1]
     assert list(loaded) == [first]
     assert loaded[first].version == 2
+
+
+@pytest.mark.parametrize(("group_commit", "expected"), [(False, 5), (True, 1)])
+async def test_placing_on_the_loop_shares_transactions_only_with_group_commit(
+    database: PostgresSettings, group_commit: bool, expected: int
+) -> None:
+    app = Orders(env=database.eventsourcing_env(), group_commit=group_commit)
+    pool = await open_loop_pool(database.conninfo())
+    app.saves_from(pool)
+    try:
+        before = transactions(app, database)
+        await asyncio.gather(*(app.place_from_loop(widget(10)) for _ in range(5)))
+
+        assert transactions(app, database) - before == expected
+    finally:
+        await pool.close()
+        app.close()
