@@ -11,27 +11,27 @@ from decimal import Decimal
 from typing import Any, cast
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.popo import POPOFactory
 from eventsourcing.utils import get_topic
 
 from order_service.domain import DEFAULT_CURRENCY, Order, OrderError, Status
 from order_service.recorders import (
+    SUMMARIES,
     InMemoryOrderRecorder,
     OrderSummaries,
     PostgresOrderRecorder,
 )
 from order_service.views import OrderPage, OrderView
-from servicekit.failfast import GuardedAsyncPool
 from servicekit.groupcommit import AsyncGroupCommitter, GroupCommitter, commit_splitting_async
 from servicekit.postgres import schema_in_place, skip_table_creation
-from servicekit.recorder import LoopSaves
+from servicekit.recorder import LoopApplication, append_function
 from servicekit.transcoder import TRANSCODER_ENV
 
 # Order ids derived from an Idempotency-Key live in their own namespace.
 IDEMPOTENCY_NAMESPACE = UUID("6f1d0c1e-9c7a-4d5e-8a43-2b8f0f7d5e10")
-APPEND = "orders_events_append"  # the recorder's append function (servicekit.recorder)
+EVENTS = "orders_events"  # the library names an application's event table after it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -120,14 +120,14 @@ def order_id_for(idempotency_key: str | None) -> UUID:
     return uuid.uuid5(IDEMPOTENCY_NAMESPACE, idempotency_key)
 
 
-class Orders(Application[UUID]):
+class Orders(LoopApplication):
     name = "orders"
     env = {"APPLICATION_RECORDER_TOPIC": get_topic(PostgresOrderRecorder), **TRANSCODER_ENV}
 
     def construct_recorder(self) -> Any:
         if isinstance(self.factory, POPOFactory):
             return InMemoryOrderRecorder()
-        if schema_in_place(self.factory, "order_summaries", "payment_status", APPEND):  # newest
+        if schema_in_place(self.factory, SUMMARIES, "payment_status", append_function(EVENTS)):
             skip_table_creation(self.factory)  # others may be writing: no DDL on live tables
         return super().construct_recorder()
 
@@ -135,8 +135,6 @@ class Orders(Application[UUID]):
         super().__init__(env)
         # With group commit, concurrent saves share transactions; without, one each.
         self.committer = GroupCommitter(self._commit) if group_commit else None
-        # Saves awaited on the event loop: through a thread until saves_from(pool).
-        self.on_loop = LoopSaves(self)
         self.loop_committer = AsyncGroupCommitter(self._commit_on_loop) if group_commit else None
 
     def save_orders(self, *orders: Order) -> None:
@@ -163,11 +161,6 @@ class Orders(Application[UUID]):
         if self.committer is not None:
             self.committer.close()
         super().close()
-
-    def saves_from(self, pool: GuardedAsyncPool) -> None:
-        """From now on, what is saved on the event loop (`place_from_loop`,
-        `record_payments`) goes over this pool, one statement each, with no thread."""
-        self.on_loop = LoopSaves(self, pool)
 
     async def _commit_on_loop(self, units: list[_Unit]) -> None:
         events = [event for unit in units for event in unit.events]

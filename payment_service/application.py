@@ -9,19 +9,18 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import get_topic
 
 from payment_service.domain import Payment
-from servicekit.failfast import GuardedAsyncPool
 from servicekit.groupcommit import GroupCommitter, commit_splitting_async
 from servicekit.postgres import schema_in_place, skip_table_creation
-from servicekit.recorder import LoopSaves, OneTripRecorder
+from servicekit.recorder import LoopApplication, OneTripRecorder, append_function
 from servicekit.transcoder import TRANSCODER_ENV
 
 PAYMENT_NAMESPACE = UUID("b7a9c1d3-5e7f-4a1b-9c3d-5e7f9a1b3c5d")
-APPEND = "payments_events_append"  # the recorder's append function (servicekit.recorder)
+EVENTS = "payments_events"  # the library names an application's event table after it
 
 
 class PaymentView(msgspec.Struct, frozen=True, kw_only=True):
@@ -77,7 +76,7 @@ def decided(request: PaymentRequest) -> Payment:
     return payment
 
 
-class Payments(Application[UUID]):
+class Payments(LoopApplication):
     name = "payments"
     env = {"APPLICATION_RECORDER_TOPIC": get_topic(OneTripRecorder), **TRANSCODER_ENV}
 
@@ -85,14 +84,9 @@ class Payments(Application[UUID]):
         super().__init__(env)
         # With group commit, payments decided concurrently share transactions.
         self.committer = GroupCommitter(self._commit) if group_commit else None
-        self.on_loop = LoopSaves(self)  # through a thread until saves_from(pool)
-
-    def saves_from(self, pool: GuardedAsyncPool) -> None:
-        """From now on, `pay_all` saves over this pool, one statement, with no thread."""
-        self.on_loop = LoopSaves(self, pool)
 
     def construct_recorder(self) -> Any:
-        if schema_in_place(self.factory, "payments_events", "notification_id", APPEND):
+        if schema_in_place(self.factory, EVENTS, "notification_id", append_function(EVENTS)):
             skip_table_creation(self.factory)  # others may be writing: no DDL on live tables
         return super().construct_recorder()
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
 from contracts.codec import ContractError, decode
 from contracts.events import Envelope, IntegrationEvent
@@ -29,8 +29,10 @@ from servicekit.messaging import (
     keep_running,
 )
 from servicekit.postgres import PostgresSettings, create_application
-from servicekit.recorder import open_loop_pool
+from servicekit.recorder import LoopApplication, open_loop_pool
 from servicekit.signals import stop_on_signals
+
+App = TypeVar("App", bound=LoopApplication)
 
 # Decide a batch; for each envelope, in order: None, or why it can never be handled.
 Handler = Callable[[list[Envelope[IntegrationEvent]]], Awaitable[list[str | None]]]
@@ -85,10 +87,10 @@ class Consumer:
 
 
 async def run_consumer_process(
-    make_app: Callable[[], Any],
+    make_app: Callable[[], App],
     postgres: PostgresSettings,
     settings: ConsumerSettings,
-    handler_for: Callable[[Any], Handler],
+    handler_for: Callable[[App], Handler],
 ) -> None:
     """A consumer process: each batch decided against the application, until a signal."""
     stopping = stop_on_signals()

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
 
 import psycopg
 from eventsourcing.application import Application, project_aggregate
@@ -41,11 +42,16 @@ from psycopg_pool import AsyncConnectionPool
 from servicekit.failfast import GuardedAsyncPool
 
 
+def append_function(events_table: str) -> str:
+    """The name of an event table's append function (created with the table)."""
+    return f"{events_table}_append"
+
+
 class OneTripRecorder(PostgresApplicationRecorder):
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
         schema = Identifier(self.datastore.schema)
-        self.append_function = f"{events_table_name}_append"
+        self.append_function = append_function(events_table_name)
         function = Identifier(self.append_function)
         self.sql_create_statements.append(
             SQL(
@@ -188,6 +194,18 @@ class LoopSaves:
             aggregate_id: project_aggregate(None, map(self.app.mapper.to_domain_event, stored))
             for aggregate_id, stored in streams.items()
         }
+
+
+class LoopApplication(Application[UUID]):
+    """An application whose saves can be awaited on the event loop (`on_loop`): through a
+    thread until `saves_from(pool)`, then one statement each over that pool."""
+
+    def __init__(self, env: Any = None) -> None:
+        super().__init__(env)
+        self.on_loop = LoopSaves(self)
+
+    def saves_from(self, pool: GuardedAsyncPool) -> None:
+        self.on_loop = LoopSaves(self, pool)
 
 
 IDLE_PING = 1.0  # seconds: a connection idle this long is checked before it is used
