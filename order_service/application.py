@@ -194,7 +194,7 @@ class Orders(LoopApplication):
                 raise
             replayed = await asyncio.to_thread(self._replay, order.id, command)
             return Placement(replayed, created=False)
-        return Placement(OrderView.of(order), created=True)
+        return Placement(unit.views[0], created=True)  # the row just saved
 
     @staticmethod
     def _placed(command: PlaceOrder, idempotency_key: str | None, correlation_id: str) -> Order:

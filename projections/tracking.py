@@ -24,7 +24,6 @@ DDL = """CREATE TABLE IF NOT EXISTS projection_positions (
     poisoned bigint NOT NULL DEFAULT 0,
     updated_at timestamptz NOT NULL DEFAULT now())"""
 
-LOCK = "SELECT pg_advisory_xact_lock(hashtext('projection:' || %s))"
 SESSION_LOCK = "SELECT pg_advisory_lock(hashtext('projection:' || %s))"
 SESSION_UNLOCK = "SELECT pg_advisory_unlock(hashtext('projection:' || %s))"
 
