@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,10 +28,8 @@ from projections.feed import FeedClient, FeedUnavailableError
 from projections.projection import Projection
 from projections.sequencer import Event, Fetch, Hole, Outcome, sequence
 from projections.tracking import (
-    advance,
     advance_all,
     ensure_tracking,
-    lock_position,
     lock_positions,
 )
 from servicekit.messaging import (
@@ -174,39 +172,54 @@ class Projector:
     ) -> list[Outcome]:
         """The batch applied to every read model, each from its own position, in one
         transaction."""
-        moves: dict[str, tuple[Outcome, int]] = {}
-        fetch = _once_each(self.feed.fetch)  # read models at one position heal from one read
         async with db.transaction():
             cur = db.cursor()
-            positions = await lock_positions(cur, [p.name for p in self.projections])
-            for projection in self.projections:
-                outcome = await sequence(positions[projection.name], arrivals, fetch)
-                await projection.apply(cur, outcome.apply)
-                moves[projection.name] = (outcome, poisoned)
-            await advance_all(cur, moves)
-        return [outcome for outcome, _ in moves.values()]
+            positions = await self._lock(cur)
+            return await self._apply_locked(
+                cur, {name: arrivals for name in positions}, positions, poisoned
+            )
 
     async def catch_up(self, db: psycopg.AsyncConnection[Any]) -> int:
-        """Apply whatever the feed has beyond each stored position; how many were applied."""
-        applied = 0
-        for projection in self.projections:
-            applied += await self._catch_up_one(db, projection)
-        return applied
-
-    async def _catch_up_one(self, db: psycopg.AsyncConnection[Any], projection: Projection) -> int:
+        """Apply whatever the feed has beyond the stored positions, one page at a time for
+        every read model (one read, one transaction); how many were applied."""
         applied = 0
         while True:
             async with db.transaction():
                 cur = db.cursor()
-                position = await lock_position(cur, projection.name)
-                page = await self.feed.page(position)
+                positions = await self._lock(cur)
+                page = await self.feed.page(min(positions.values()))
                 if not page:
                     return applied
-                outcome = await sequence(position, page, self.feed.fetch)
-                await projection.apply(cur, outcome.apply)
-                await advance(cur, projection.name, outcome)
-            self.stats.add(outcome)
-            applied += len(outcome.apply)
+                beyond = {  # a read model ahead of the others skips what it has
+                    name: [event for event in page if event.position > position]
+                    for name, position in positions.items()
+                }
+                outcomes = await self._apply_locked(cur, beyond, positions)
+            for outcome in outcomes:
+                self.stats.add(outcome)
+                applied += len(outcome.apply)
+
+    async def _lock(self, cur: psycopg.AsyncCursor[Any]) -> dict[str, int]:
+        return await lock_positions(cur, [projection.name for projection in self.projections])
+
+    async def _apply_locked(
+        self,
+        cur: psycopg.AsyncCursor[Any],
+        arrivals: Mapping[str, Sequence[Event | Hole]],
+        positions: Mapping[str, int],
+        poisoned: int = 0,
+    ) -> list[Outcome]:
+        """Under the read models' locks: each one's arrivals sequenced from its position,
+        applied, and its position advanced (one statement for all)."""
+        moves: dict[str, tuple[Outcome, int]] = {}
+        fetch = _once_each(self.feed.fetch)  # read models at one position heal from one read
+        for projection in self.projections:
+            name = projection.name
+            outcome = await sequence(positions[name], arrivals[name], fetch)
+            await projection.apply(cur, outcome.apply)
+            moves[name] = (outcome, poisoned)
+        await advance_all(cur, moves)
+        return [outcome for outcome, _ in moves.values()]
 
     async def _catch_up_if_possible(self, db: psycopg.AsyncConnection[Any]) -> None:
         """Start-up and idle catch-up: heals a lost tail; an unreachable feed waits."""

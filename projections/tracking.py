@@ -58,11 +58,6 @@ async def lock_positions(cur: AsyncCursor[Any], names: Sequence[str]) -> dict[st
     return positions
 
 
-async def lock_position(cur: AsyncCursor[Any], name: str) -> int:
-    """Take the projection's lock for this transaction and read its position."""
-    return (await lock_positions(cur, [name]))[name]
-
-
 async def advance_all(cur: AsyncCursor[Any], moves: Mapping[str, tuple[Outcome, int]]) -> None:
     """Store each projection's new position and add to its counters, in one statement;
     `moves` maps a name to its outcome and the poison messages of its batch."""
@@ -81,10 +76,6 @@ async def advance_all(cur: AsyncCursor[Any], moves: Mapping[str, tuple[Outcome, 
         ),
         prepare=True,
     )
-
-
-async def advance(cur: AsyncCursor[Any], name: str, outcome: Outcome, poisoned: int = 0) -> None:
-    await advance_all(cur, {name: (outcome, poisoned)})
 
 
 async def status(conn: AsyncConnection[Any], name: str) -> dict[str, Any] | None:
