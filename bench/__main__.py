@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -23,6 +24,8 @@ from typing import Any
 import psycopg
 
 from bench import compare, scenarios
+from bench.floor import WINDOW as FLOOR_WINDOW
+from bench.floor import floor
 from servicekit.postgres import PostgresSettings
 from tests.support import Databases
 
@@ -68,6 +71,10 @@ async def measure(quick: bool) -> dict[str, Any]:
         say(f"this project beside the conventional baseline, {rounds} rounds interleaved")
         results["compare"] = await compare.compare(
             databases, prefix, rounds=rounds, seconds=3 if quick else 10, say=say
+        )
+        say("the floor: an order's messages and its POST, with nothing else")
+        results["floor"] = await floor(
+            prefix, messages=2000 if quick else 20_000, seconds=2 if quick else 5
         )
         if os.environ.get("BENCH_ONLY") == "compare":
             return results
@@ -200,6 +207,37 @@ def comparison(runs: dict[str, list[dict[str, Any]]], plot: str) -> list[str]:
     ]
 
 
+def floor_lines(f: dict[str, Any], runs: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """What no design in these libraries can go below on this machine, beside the goal."""
+    baseline = statistics.median(r["saturation"]["achieved_per_s"] for r in runs["baseline"])
+    goal = 3 * baseline
+    us = {key: 1e6 * value for key, value in f.items()}
+    return [
+        "### The floor under any design in these libraries",
+        "",
+        "`bench/floor.py` does only what every order of either system needs, in the same",
+        "libraries and with nothing else (no database, no logic): two publishes with",
+        "confirms to quorum queues, three deliveries acknowledged in batches, and one POST",
+        "to a Litestar handler on granian that decodes the order and answers, with the",
+        f"same load generator. Batches of {FLOOR_WINDOW}, the cheapest there are.",
+        "",
+        f"- publish: {us['publish_ours']:.0f} µs in the publisher, "
+        f"{us['publish_broker']:.0f} µs in RabbitMQ, per message;",
+        f"- delivery: {us['deliver_ours']:.0f} µs in the consumer, "
+        f"{us['deliver_broker']:.0f} µs in RabbitMQ, per message;",
+        f"- POST: {us['request_server']:.0f} µs in the server, "
+        f"{us['request_client']:.0f} µs in the load generator, per request "
+        f"({f['requests_per_s']:,.0f}/s with 64 clients);",
+        f"- **an order: {f['per_order'] * 1000:.2f} ms, so at most "
+        f"{f['most_per_s']:,.0f} orders/s** on {os.cpu_count()} cores, whatever the design"
+        f" ({f['most_per_s_without_client']:,.0f}/s if the load generator cost nothing).",
+        "",
+        f"Three times the baseline's saturation ({baseline:,.0f}/s here) is {goal:,.0f}"
+        f" orders/s: {'within' if f['most_per_s'] >= goal else '**beyond**'} the floor.",
+        "",
+    ]
+
+
 def report(results: dict[str, Any]) -> str:
     header = [
         "# Benchmarks",
@@ -210,6 +248,7 @@ def report(results: dict[str, Any]) -> str:
         "",
     ]
     lines = [*header, *comparison(results["compare"], PLOT.name)]
+    lines += floor_lines(results["floor"], results["compare"])
     if "appends" in results:
         lines += ["## Each part of this project", "", *parts(results)]
     return "\n".join(lines)
