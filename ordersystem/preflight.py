@@ -12,10 +12,10 @@ import psycopg
 
 from servicekit.env import env_str
 from servicekit.postgres import PostgresSettings
+from servicekit.settings import DEFAULT_RABBITMQ_URL
 
 START_POSTGRES = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
 START_RABBITMQ = "rabbitmq-server -detached"
-DEFAULT_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 
 @dataclass(frozen=True)

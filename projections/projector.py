@@ -41,6 +41,7 @@ from servicekit.messaging import (
     declare_consumer_queue,
     keep_running,
 )
+from servicekit.settings import BATCH_INTERVAL
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class ProjectorSettings:
     conninfo: str  # the read model's database
     subscription: Subscription  # stream_subscription(...)
     batch_size: int = 500
-    interval: float = 0.02  # the shortest time between two batches (servicekit.messaging)
+    interval: float = BATCH_INTERVAL  # the shortest time between two batches
     catch_up_interval: float = 2.0  # when idle, look at the feed this often
     max_backoff: float = 5.0
 

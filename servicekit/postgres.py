@@ -10,26 +10,21 @@ import psycopg
 from eventsourcing.postgres import PostgresFactory
 from psycopg import sql
 
-from servicekit.env import env_int, env_str
+from servicekit.env import env_str, read, setting
 
 
 @dataclass(frozen=True, kw_only=True)
 class PostgresSettings:
-    host: str = "127.0.0.1"
-    port: int = 5432
-    user: str = "postgres"
-    password: str = ""
+    host: str = setting("127.0.0.1", "POSTGRES_HOST")
+    port: int = setting(5432, "POSTGRES_PORT")
+    user: str = setting("postgres", "POSTGRES_USER")
+    password: str = setting("", "POSTGRES_PASSWORD", secret=True, keep_spaces=True)
     dbname: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], *, dbname_var: str, dbname: str) -> PostgresSettings:
-        return cls(
-            host=env_str(env, "POSTGRES_HOST", "127.0.0.1"),
-            port=env_int(env, "POSTGRES_PORT", 5432),
-            user=env_str(env, "POSTGRES_USER", "postgres"),
-            password=env.get("POSTGRES_PASSWORD", ""),
-            dbname=env_str(env, dbname_var, dbname),
-        )
+        """The shared server settings, and this service's database from `dbname_var`."""
+        return read(cls, env, dbname=env_str(env, dbname_var, dbname))
 
     def conninfo(self, dbname: str | None = None, *, connect_timeout: int = 5) -> str:
         return psycopg.conninfo.make_conninfo(

@@ -1,0 +1,35 @@
+"""The settings every service reads alike: one variable, one default, written here once.
+
+Each function is a field for a service's settings dataclass (servicekit.env.setting).
+"""
+
+from __future__ import annotations
+
+from servicekit.env import setting
+from servicekit.ratelimit import DEFAULT_RATE_LIMIT
+
+DEFAULT_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
+RELAY_PAGE_SIZE = 500
+RELAY_INTERVAL = 0.03  # seconds: the shortest time between two reads of a relay
+BATCH_INTERVAL = 0.02  # seconds: the shortest time between two batches of a consumer
+
+
+def rate_limit() -> float:
+    """Requests per second per client; 0: off."""
+    return setting(DEFAULT_RATE_LIMIT, "API_RATE_LIMIT")
+
+
+def rabbitmq_url() -> str:
+    return setting(DEFAULT_RABBITMQ_URL, "RABBITMQ_URL")
+
+
+def relay_page_size() -> int:
+    return setting(RELAY_PAGE_SIZE, "RELAY_PAGE_SIZE")
+
+
+def relay_interval() -> float:
+    return setting(RELAY_INTERVAL, "RELAY_INTERVAL")
+
+
+def batch_interval() -> float:
+    return setting(BATCH_INTERVAL, "BATCH_INTERVAL")
