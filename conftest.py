@@ -8,7 +8,8 @@ import pytest
 
 from ordersystem.preflight import check_postgres, check_rabbitmq
 from servicekit.postgres import PostgresSettings
-from tests.support import AMQP_URL, Databases, require
+from tests.broker import AMQP_URL
+from tests.support import Databases, require
 
 
 @pytest.fixture(scope="session")

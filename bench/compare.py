@@ -26,7 +26,8 @@ import psycopg
 from bench import scenarios
 from bench.baseline import stack as baseline
 from bench.load import Result, closed_loop, machine_busy_seconds, open_loop, quiet
-from tests.support import Databases, eventually, queue_exists
+from tests.broker import queue_exists
+from tests.support import Databases, eventually
 
 RATES = (50, 100, 200, 400)
 SETTLE_WITHIN = 5.0  # seconds after the load stops: past it, a rate is not sustained

@@ -27,7 +27,8 @@ from litestar import Litestar, post
 
 from bench import scenarios
 from bench.load import closed_loop
-from tests.support import AMQP_URL, ROOT, eventually, free_port
+from tests.broker import AMQP_URL
+from tests.support import ROOT, eventually, free_port
 
 WINDOW = 500  # publishes in flight and deliveries per acknowledgement: the cheapest batching
 PUBLISHES, DELIVERIES, REQUESTS = 2, 3, 1  # per order, in both systems

@@ -25,7 +25,8 @@ from pathlib import Path
 
 from bench import scenarios
 from bench.load import open_loop
-from tests.support import Databases, eventually, queue_exists
+from tests.broker import queue_exists
+from tests.support import Databases, eventually
 
 PY_SPY = Path(sys.executable).with_name("py-spy")
 SAMPLES_PER_S = 200

@@ -28,7 +28,7 @@ from order_service.application import Orders, PlaceOrder
 from order_service.domain import Order
 from order_service.relay import event_log, relay_settings
 from order_service.settings import Settings as OrderSettings
-from ordersystem.cli import READ_MODELS
+from ordersystem.commands import READ_MODELS
 from projections.feed import FeedClient
 from projections.orders_count import OrdersCount
 from projections.projector import (
@@ -40,15 +40,8 @@ from projections.projector import (
 from projections.rebuild import rebuild
 from servicekit.relay import Relay, message
 from servicekit.transcoder import TRANSCODER_ENV
-from tests.support import (
-    AMQP_URL,
-    RUN_ID,
-    Databases,
-    ServiceProcess,
-    Worker,
-    eventually,
-    fill_orders,
-)
+from tests.broker import AMQP_URL
+from tests.support import RUN_ID, Databases, ServiceProcess, Worker, eventually, fill_orders
 
 Figures = dict[str, Any]
 

@@ -41,6 +41,7 @@ EXAMPLES: dict[type[IntegrationEvent], IntegrationEvent] = {
         price=Decimal("19.99"),
         status="pending",
         currency="EUR",
+        total=Decimal("59.97"),
     ),
     OrderConfirmedV1: OrderConfirmedV1(
         order_id=ORDER_ID, from_status="pending", status="confirmed"

@@ -23,6 +23,9 @@ class IntegrationEvent(msgspec.Struct, frozen=True, kw_only=True):
     EXCHANGE: ClassVar[str] = ORDERS_EXCHANGE
 
 
+CENT = Decimal("0.01")
+
+
 class OrderCreatedV1(IntegrationEvent, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "order.created"
     VERSION: ClassVar[int] = 1
@@ -34,6 +37,15 @@ class OrderCreatedV1(IntegrationEvent, frozen=True, kw_only=True):
     price: Decimal
     status: str
     currency: str = "EUR"  # added later: additive, with the default every older order had
+    # Added later: what the order costs, price times quantity to the cent. A message
+    # published before it existed has none; `amount_due` then works it out.
+    total: Decimal | None = None
+
+    def amount_due(self) -> Decimal:
+        """What the order costs: its `total`, or price times quantity for an older message."""
+        if self.total is not None:
+            return self.total
+        return (self.price * self.quantity).quantize(CENT)
 
 
 class OrderStatusChanged(IntegrationEvent, frozen=True, kw_only=True):

@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any, cast
 from uuid import UUID
 
+import msgspec
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.popo import POPOFactory
@@ -24,9 +25,10 @@ from order_service.recorders import (
     PostgresOrderRecorder,
 )
 from order_service.views import OrderPage, OrderView
-from servicekit.groupcommit import AsyncGroupCommitter, GroupCommitter, commit_splitting_async
+from servicekit.application import GroupCommitApplication
+from servicekit.groupcommit import commit_splitting_async
 from servicekit.postgres import schema_in_place, skip_table_creation
-from servicekit.recorder import LoopApplication, append_function
+from servicekit.recorder import append_function
 from servicekit.transcoder import TRANSCODER_ENV
 
 # Order ids derived from an Idempotency-Key live in their own namespace.
@@ -66,8 +68,9 @@ class PaymentResult:
         )
 
 
-@dataclass(frozen=True)
-class HistoryEntry:
+class HistoryEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One event of an order's stream, as its history shows it (and the API returns it)."""
+
     version: int
     type: str
     occurred_at: datetime
@@ -120,7 +123,7 @@ def order_id_for(idempotency_key: str | None) -> UUID:
     return uuid.uuid5(IDEMPOTENCY_NAMESPACE, idempotency_key)
 
 
-class Orders(LoopApplication):
+class Orders(GroupCommitApplication[_Unit]):
     name = "orders"
     env = {"APPLICATION_RECORDER_TOPIC": get_topic(PostgresOrderRecorder), **TRANSCODER_ENV}
 
@@ -131,19 +134,11 @@ class Orders(LoopApplication):
             skip_table_creation(self.factory)  # others may be writing: no DDL on live tables
         return super().construct_recorder()
 
-    def __init__(self, env: Any = None, *, group_commit: bool = False) -> None:
-        super().__init__(env)
-        # With group commit, concurrent saves share transactions; without, one each.
-        self.committer = GroupCommitter(self._commit) if group_commit else None
-        self.loop_committer = AsyncGroupCommitter(self._commit_on_loop) if group_commit else None
-
-    def save_orders(self, *orders: Order) -> None:
-        """Save the orders' new events and their summaries, atomically."""
+    def save_orders(self, *orders: Order) -> list[OrderView]:
+        """Save the orders' new events and their summaries, atomically; the summaries."""
         unit = self._unit(*orders)
-        if self.committer is None:
-            self._commit([unit])
-        else:
-            self.committer.save(unit)
+        self.save_unit(unit)
+        return unit.views
 
     @staticmethod
     def _unit(*orders: Order) -> _Unit:
@@ -152,17 +147,12 @@ class Orders(LoopApplication):
             views=[OrderView.of(order) for order in orders],
         )
 
-    def _commit(self, units: list[_Unit]) -> None:
+    def commit_units(self, units: list[_Unit]) -> None:
         """One transaction for all the units' events and summary rows."""
         events = [event for unit in units for event in unit.events]
         self.save(*events, order_views=[view for unit in units for view in unit.views])
 
-    def close(self) -> None:
-        if self.committer is not None:
-            self.committer.close()
-        super().close()
-
-    async def _commit_on_loop(self, units: list[_Unit]) -> None:
+    async def commit_units_on_loop(self, units: list[_Unit]) -> None:
         events = [event for unit in units for event in unit.events]
         await self.on_loop.save(events, order_views=[view for unit in units for view in unit.views])
 
@@ -171,24 +161,23 @@ class Orders(LoopApplication):
     ) -> Placement:
         order = self._placed(command, idempotency_key, correlation_id)
         try:
-            self.save_orders(order)
+            (saved,) = self.save_orders(order)
         except IntegrityError:
             if idempotency_key is None:
                 raise
             return Placement(self._replay(order.id, command), created=False)
-        return Placement(OrderView.of(order), created=True)
+        return Placement(saved, created=True)
 
     async def place_from_loop(
         self, command: PlaceOrder, *, idempotency_key: str | None = None, correlation_id: str = ""
     ) -> Placement:
-        """`place`, awaited on the event loop; with group commit, without threads."""
+        """`place`, awaited on the event loop; with group commit, without threads. The
+        Idempotency-Key is the order's id: a replay finds it taken, and is answered with
+        the order it placed (or refused, if the body differs)."""
         order = self._placed(command, idempotency_key, correlation_id)
         unit = self._unit(order)
         try:
-            if self.loop_committer is None:
-                await self._commit_on_loop([unit])
-            else:
-                await self.loop_committer.save(unit)
+            await self.save_unit_on_loop(unit)
         except IntegrityError:
             if idempotency_key is None:
                 raise
@@ -200,14 +189,6 @@ class Orders(LoopApplication):
     def _placed(command: PlaceOrder, idempotency_key: str | None, correlation_id: str) -> Order:
         order_id = order_id_for(idempotency_key)
         return Order.place(order_id=order_id, correlation_id=correlation_id, **vars(command))
-
-    def existing_placement(self, idempotency_key: str, command: PlaceOrder) -> OrderView | None:
-        """The order an earlier request with this key created, if there was one."""
-        order_id = order_id_for(idempotency_key)
-        try:
-            return self._replay(order_id, command)
-        except OrderNotFoundError:
-            return None
 
     def _replay(self, order_id: UUID, command: PlaceOrder) -> OrderView:
         placed = self._order(order_id, version=1)
@@ -273,7 +254,7 @@ class Orders(LoopApplication):
             if result.record_on(order):  # a repeat within the batch finds it recorded
                 changed.append((result, order))
         units = [self._unit(order) for _, order in changed]
-        outcomes = await commit_splitting_async(self._commit_on_loop, units)
+        outcomes = await commit_splitting_async(self.commit_units_on_loop, units)
         for (result, _), error in zip(changed, outcomes, strict=True):
             if error is not None:
                 await asyncio.to_thread(self._update, result.order_id, result.record_on)
@@ -291,12 +272,12 @@ class Orders(LoopApplication):
             if not change(order):
                 return OrderView.of(order)  # nothing to record
             try:
-                self.save_orders(order)
+                (saved,) = self.save_orders(order)
             except IntegrityError:  # another change took this version first
                 if expected_version is not None:
                     raise VersionMismatchError(expected_version + 1) from None
                 continue
-            return OrderView.of(order)
+            return saved
         raise ConcurrentModificationError(order_id)
 
     def history(self, order_id: UUID) -> list[HistoryEntry]:

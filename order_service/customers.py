@@ -105,9 +105,5 @@ class CustomerServiceClient:
         self.breaker.record_failure()
         return CustomerServiceUnavailableError(reason)
 
-    async def ping(self) -> None:
-        response = await self._fetch("/health")
-        response.raise_for_status()
-
     async def aclose(self) -> None:
         await self._http.aclose()

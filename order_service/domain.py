@@ -41,6 +41,11 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
 }
 
 
+def order_total(price: Decimal, quantity: int) -> Decimal:
+    """What an order costs: price times quantity, to the cent."""
+    return (price * quantity).quantize(PRICE_PLACES)
+
+
 # The statuses an order may be placed with. Only a paid order ships, and a new order is
 # not paid yet, so it can be neither shipped nor delivered; nor placed already cancelled.
 NEW_ORDER_STATUSES = frozenset({Status.PENDING, Status.CONFIRMED})
@@ -226,7 +231,7 @@ class Order(Aggregate):
 
     @property
     def total(self) -> Decimal:
-        return (self.price * self.quantity).quantize(PRICE_PLACES)
+        return order_total(self.price, self.quantity)
 
     def same_request(
         self,

@@ -14,7 +14,7 @@ from contracts.events import (
 from order_service.application import Orders, PaymentResult
 from order_service.settings import Settings
 from servicekit.consumer import ConsumerSettings, Handler, run_consumer_process
-from servicekit.messaging import Subscription
+from servicekit.service import consumer_settings as subscribed
 
 
 def result(envelope: Envelope[IntegrationEvent]) -> PaymentResult | None:
@@ -46,16 +46,12 @@ def handler(orders: Orders) -> Handler:
 
 
 def consumer_settings(settings: Settings) -> ConsumerSettings:
-    return ConsumerSettings(
-        name="payment-results",
-        subscription=Subscription(
-            amqp_url=settings.amqp_url,
-            exchange=settings.payments_exchange,
-            queue=settings.payment_results_queue,
-            bindings=(PAYMENT_EVENTS_BINDING,),
-            prefetch=500,
-        ),
-        interval=settings.batch_interval,
+    return subscribed(
+        "payment-results",
+        settings,
+        exchange=settings.payments_exchange,
+        queue=settings.payment_results_queue,
+        bindings=(PAYMENT_EVENTS_BINDING,),
     )
 
 

@@ -14,6 +14,7 @@ from order_service.application import (
     OrderNotFoundError,
     VersionMismatchError,
 )
+from order_service.customers import CustomerNotFoundError, CustomerServiceUnavailableError
 from order_service.domain import (
     InvalidOrderError,
     InvalidTransitionError,
@@ -25,6 +26,7 @@ from servicekit.problems import (
     Problem,
     ProblemError,
     problem_response,
+    service_unavailable,
     validation_failed,
 )
 
@@ -58,8 +60,9 @@ def _precondition_failed(exc: VersionMismatchError) -> ProblemError:
     )
 
 
-# Every OrderError, and what a client is told. A test checks that none is missing.
-PROBLEMS: dict[type[OrderError], Callable[[Any], ProblemError]] = {
+# Every OrderError, and what the customer service answered about an order's customer, with
+# what a client is told. A test checks that no OrderError is missing.
+PROBLEMS: dict[type[Exception], Callable[[Any], ProblemError]] = {
     OrderNotFoundError: lambda exc: order_not_found(exc.args[0] if exc.args else ""),
     InvalidOrderError: lambda exc: order_refused([], exc.broken),
     InvalidTransitionError: lambda exc: ProblemError(
@@ -75,19 +78,34 @@ PROBLEMS: dict[type[OrderError], Callable[[Any], ProblemError]] = {
     IdempotencyKeyReusedError: lambda _: ProblemError(
         422, "idempotency_key_reused", "This Idempotency-Key was used with a different body"
     ),
+    CustomerNotFoundError: lambda exc: ProblemError(
+        422,
+        "customer_not_found",
+        "The customer does not exist",
+        errors=[FieldError(field="customer_id", message=f"no customer {exc.args[0]}")],
+    ),
+    CustomerServiceUnavailableError: lambda exc: service_unavailable(
+        "customer_service_unavailable",
+        "The customer service cannot be reached; nothing was stored",
+        retry_after=exc.retry_after,
+    ),
 }
 
 
-def problem_for(exc: OrderError) -> ProblemError:
-    """The problem for an order error: its own entry, or its nearest base's."""
+def problem_for(exc: Exception) -> ProblemError:
+    """The problem for an error of the order service: its own entry, or its nearest base's."""
     for kind in type(exc).__mro__:
         if kind in PROBLEMS:
             return PROBLEMS[kind](exc)
     raise LookupError(f"no problem is mapped for {type(exc).__name__}") from exc
 
 
-def _from_order_error(request: Request[Any, Any, Any], exc: OrderError) -> Response[Problem]:
+def _from_mapped(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     return problem_response(request, problem_for(exc))
 
 
-ORDER_EXCEPTION_HANDLERS: ExceptionHandlersMap = {OrderError: _from_order_error}
+# Registered once, by the app: Litestar picks the nearest base of what was raised.
+ORDER_EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    kind: _from_mapped
+    for kind in (OrderError, CustomerNotFoundError, CustomerServiceUnavailableError)
+}

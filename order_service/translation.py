@@ -15,7 +15,7 @@ from contracts.events import (
     OrderShippedV1,
     OrderStatusChanged,
 )
-from order_service.domain import Order
+from order_service.domain import Order, order_total
 
 # Each lifecycle event of the aggregate and the contract event it becomes.
 _TRANSITIONS: dict[type[Any], type[OrderStatusChanged]] = {
@@ -44,6 +44,7 @@ def to_contract(event: Any) -> IntegrationEvent | None:
             price=event.price,
             status=str(event.status),
             currency=event.currency,
+            total=order_total(event.price, event.quantity),
         )
     if isinstance(event, Order.Cancelled):  # type: ignore[attr-defined]
         return OrderCancelledV1(

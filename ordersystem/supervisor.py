@@ -26,7 +26,7 @@ def command(*args: str) -> tuple[str, ...]:
     return (sys.executable, "-m", "ordersystem", *args)
 
 
-async def keep_running(process: Process, stopping: asyncio.Event) -> None:
+async def restarting(process: Process, stopping: asyncio.Event) -> None:
     """Run the process; whenever it exits before we stop, start it again after a backoff."""
     backoff = 0.5
     while not stopping.is_set():
@@ -81,6 +81,6 @@ async def supervise(processes: list[Process]) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
     ready = asyncio.ensure_future(announce_when_ready(processes))
-    await asyncio.gather(*(keep_running(p, stopping) for p in processes))
+    await asyncio.gather(*(restarting(p, stopping) for p in processes))
     ready.cancel()
     print("[run] stopped")

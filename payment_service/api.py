@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,7 +17,7 @@ from litestar.openapi.spec import OpenAPIType
 from litestar.params import FromPath, Parameter
 
 from payment_service.application import PaymentNotFoundError, Payments, PaymentView
-from payment_service.relay import RELAY_NAME, event_log
+from payment_service.relay import RELAY, event_log
 from payment_service.settings import Settings
 from servicekit.health import health_handlers
 from servicekit.postgres import create_application
@@ -31,12 +30,24 @@ from servicekit.problems import (
     validation_failed,
 )
 from servicekit.ratelimit import api_middleware
-from servicekit.relay import relay_lag
+from servicekit.service import event_store_check
 
 
 def payments(state: State) -> Payments:
     app: Payments = state.payments
     return app
+
+
+def payment_not_found(payment_id: object) -> ProblemError:
+    return ProblemError(404, "payment_not_found", "No such payment", f"payment {payment_id}")
+
+
+def payment_uuid(payment_id: str) -> UUID:
+    """The payment id in a path; one that is not a UUID names no payment (404)."""
+    try:
+        return UUID(payment_id)
+    except ValueError:
+        raise payment_not_found(payment_id) from None
 
 
 @get(
@@ -47,10 +58,11 @@ def payments(state: State) -> Payments:
 )
 async def get_payment(payment_id: FromPath[str], state: State) -> PaymentView:
     """One payment: its order, amount, and what was decided."""
+    payment = payment_uuid(payment_id)  # parsed first: only the application's answer is 404
     try:
-        return await asyncio.to_thread(payments(state).get, UUID(payment_id))
-    except (ValueError, PaymentNotFoundError):
-        raise ProblemError(404, "payment_not_found", "No such payment", payment_id) from None
+        return await asyncio.to_thread(payments(state).get, payment)
+    except PaymentNotFoundError:
+        raise payment_not_found(payment) from None
 
 
 @get(
@@ -91,21 +103,14 @@ def create_app(settings: Settings) -> Litestar:
         finally:
             await asyncio.to_thread(app.state.payments.close)
 
-    async def event_store() -> None:
-        await asyncio.to_thread(payments(app.state).recorder.max_notification_id)
-
-    async def relay() -> dict[str, int]:
-        """Reported, not required: the API serves while the relay catches up."""
-        with contextlib.suppress(Exception):
-            conninfo = settings.postgres.conninfo()
-            return await asyncio.to_thread(relay_lag, app.state.event_log, conninfo, RELAY_NAME)
-        return {}
+    readiness = {"postgres": event_store_check(lambda: payments(app.state))}
+    relay = RELAY.lag_report(settings, lambda: app.state.event_log)
 
     app = Litestar(
         route_handlers=[
             get_payment,
             payments_of_order,
-            *health_handlers({"postgres": event_store}, reports={"relay": relay}),
+            *health_handlers(readiness, reports={"relay": relay}),
         ],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,

@@ -14,9 +14,10 @@ from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import get_topic
 
 from payment_service.domain import Payment
-from servicekit.groupcommit import GroupCommitter, commit_splitting_async
+from servicekit.application import GroupCommitApplication
+from servicekit.groupcommit import commit_splitting_async
 from servicekit.postgres import schema_in_place, skip_table_creation
-from servicekit.recorder import LoopApplication, OneTripRecorder, append_function
+from servicekit.recorder import OneTripRecorder, append_function
 from servicekit.transcoder import TRANSCODER_ENV
 
 PAYMENT_NAMESPACE = UUID("b7a9c1d3-5e7f-4a1b-9c3d-5e7f9a1b3c5d")
@@ -76,14 +77,9 @@ def decided(request: PaymentRequest) -> Payment:
     return payment
 
 
-class Payments(LoopApplication):
+class Payments(GroupCommitApplication[list[Any]]):
     name = "payments"
     env = {"APPLICATION_RECORDER_TOPIC": get_topic(OneTripRecorder), **TRANSCODER_ENV}
-
-    def __init__(self, env: Any = None, *, group_commit: bool = False) -> None:
-        super().__init__(env)
-        # With group commit, payments decided concurrently share transactions.
-        self.committer = GroupCommitter(self._commit) if group_commit else None
 
     def construct_recorder(self) -> Any:
         if schema_in_place(self.factory, EVENTS, "notification_id", append_function(EVENTS)):
@@ -91,19 +87,13 @@ class Payments(LoopApplication):
         return super().construct_recorder()
 
     def _save_payment(self, payment: Payment) -> None:
-        events = list(payment.collect_events())  # collected once: a retry commits the same
-        if self.committer is None:
-            self._commit([events])
-        else:
-            self.committer.save(events)
+        self.save_unit(list(payment.collect_events()))  # collected once: a retry saves the same
 
-    def _commit(self, units: list[list[Any]]) -> None:
+    def commit_units(self, units: list[list[Any]]) -> None:
         self.save(*[event for unit in units for event in unit])
 
-    def close(self) -> None:
-        if self.committer is not None:
-            self.committer.close()
-        super().close()
+    async def commit_units_on_loop(self, units: list[list[Any]]) -> None:
+        await self.on_loop.save([event for unit in units for event in unit])
 
     def pay(
         self, *, order_id: UUID, amount: Decimal, currency: str, correlation_id: str = ""
@@ -124,10 +114,7 @@ class Payments(LoopApplication):
         order was decided before (a redelivery, or a repeat within the batch) changes
         nothing."""
         units = [list(decided(request).collect_events()) for request in requests]
-        await commit_splitting_async(self._commit_on_loop, units)  # a conflict: decided before
-
-    async def _commit_on_loop(self, units: list[list[Any]]) -> None:
-        await self.on_loop.save([event for unit in units for event in unit])
+        await commit_splitting_async(self.commit_units_on_loop, units)  # a conflict: decided before
 
     def get(self, payment_id: UUID) -> PaymentView:
         try:

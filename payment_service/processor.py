@@ -8,9 +8,7 @@ from contracts.events import Envelope, IntegrationEvent, OrderCreatedV1
 from payment_service.application import PaymentRequest, Payments
 from payment_service.settings import Settings
 from servicekit.consumer import ConsumerSettings, Handler, run_consumer_process
-from servicekit.messaging import Subscription
-
-CENT = 2
+from servicekit.service import consumer_settings as subscribed
 
 
 def handler(payments: Payments) -> Handler:
@@ -18,7 +16,7 @@ def handler(payments: Payments) -> Handler:
         requests = [
             PaymentRequest(
                 order_id=envelope.data.order_id,
-                amount=round(envelope.data.price * envelope.data.quantity, CENT),
+                amount=envelope.data.amount_due(),
                 currency=envelope.data.currency,
                 correlation_id=envelope.correlation_id,
             )
@@ -33,16 +31,12 @@ def handler(payments: Payments) -> Handler:
 
 
 def consumer_settings(settings: Settings) -> ConsumerSettings:
-    return ConsumerSettings(
-        name="payments",
-        subscription=Subscription(
-            amqp_url=settings.amqp_url,
-            exchange=settings.orders_exchange,
-            queue=settings.queue,
-            bindings=(OrderCreatedV1.TYPE,),
-            prefetch=500,
-        ),
-        interval=settings.batch_interval,
+    return subscribed(
+        "payments",
+        settings,
+        exchange=settings.orders_exchange,
+        queue=settings.queue,
+        bindings=(OrderCreatedV1.TYPE,),
     )
 
 

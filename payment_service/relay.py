@@ -2,35 +2,19 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 from payment_service.application import Payments
 from payment_service.settings import Settings
 from payment_service.translation import PUBLIC_TOPICS, to_contract
 from servicekit.eventlog import EventLog
-from servicekit.relay import Relay, RelaySettings, run_relay_process
+from servicekit.service import ServiceRelay
 
-RELAY_NAME = "payments"
+RELAY = ServiceRelay("payments", Payments, to_contract, PUBLIC_TOPICS)
 
 
 def event_log(payments: Payments) -> EventLog:
-    return EventLog(payments.recorder, payments.mapper, to_contract, PUBLIC_TOPICS)
-
-
-def relay_for(settings: Settings, payments: Payments) -> Relay:
-    relaying = RelaySettings(
-        name=RELAY_NAME,
-        exchange=settings.exchange,
-        amqp_url=settings.amqp_url,
-        conninfo=settings.postgres.conninfo(),
-        channel=payments.recorder.channel_name,  # type: ignore[attr-defined]
-        page_size=settings.relay_page_size,
-        interval=settings.relay_interval,
-    )
-    return Relay(event_log(payments), relaying)
+    return RELAY.event_log(payments)
 
 
 async def run_relay(settings: Settings) -> None:
     """Relay until SIGINT or SIGTERM."""
-    make = partial(Payments, env=settings.eventsourcing_env())
-    await run_relay_process(make, settings.postgres, partial(relay_for, settings))
+    await RELAY.run(settings)

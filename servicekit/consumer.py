@@ -4,7 +4,7 @@ For handlers that need no position tracking because the state they change refuse
 (a payment keyed by its order, an order that is already paid). Messages come in coalesced
 batches (servicekit.messaging), and the handler takes a whole batch at once, so it can
 read what it needs in one query and commit it in one transaction, on the event loop (the
-process opens a small pool for it: servicekit.recorder). It answers, for each event, None
+process opens a small pool for it: servicekit.application). It answers, for each event, None
 or why that event can never be handled; those, and messages that cannot be read, go to the
 dead-letter queue. Then the batch is acknowledged with one frame. Any failure leaves the
 batch unacknowledged and ends the session, so it is delivered again after the consumer
@@ -20,6 +20,7 @@ from typing import TypeVar
 
 from contracts.codec import ContractError, decode
 from contracts.events import Envelope, IntegrationEvent
+from servicekit.application import LoopApplication, open_loop_pool
 from servicekit.messaging import (
     Batching,
     Message,
@@ -29,7 +30,6 @@ from servicekit.messaging import (
     keep_running,
 )
 from servicekit.postgres import PostgresSettings, create_application
-from servicekit.recorder import LoopApplication, open_loop_pool
 from servicekit.signals import stop_on_signals
 
 App = TypeVar("App", bound=LoopApplication)

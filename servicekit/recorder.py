@@ -1,4 +1,4 @@
-"""An event recorder that appends in one statement, and saves awaited on the event loop.
+"""An event recorder that appends in one statement.
 
 The library's recorder appends in a pipelined transaction of seven statements (BEGIN,
 SET lock_timeout, LOCK TABLE, NOTIFY, the application's own statements, INSERT, COMMIT),
@@ -14,9 +14,8 @@ the same steps in the same transaction:
 - a version conflict is a unique violation, which the library's connection turns into its
   `IntegrityError`, and nothing of the save is written.
 
-`LoopSaves` awaits both on the event loop, over an async pool, with no thread hop: a save,
-and a read of the events of several aggregates in one query (a consumer that loads the
-aggregates of a batch pays one round trip for all of them).
+Its statements are awaited on the event loop by servicekit.application: a save, and a read
+of the events of several aggregates in one query.
 
 An application adds statements of its own to the transaction (a summary row kept beside
 the events, say) by overriding `extra_sql` and `extra_param`: the SQL runs in the function
@@ -25,21 +24,13 @@ before the lock is taken, with the parameter as `extra` (jsonb).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any
-from uuid import UUID
 
-import psycopg
-from eventsourcing.application import Application, project_aggregate
-from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError, StoredEvent
+from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.utils import retry
-from psycopg import AsyncConnection
 from psycopg.sql import SQL, Composable, Composed, Identifier
-from psycopg_pool import AsyncConnectionPool
-
-from servicekit.failfast import GuardedAsyncPool
 
 
 def append_function(events_table: str) -> str:
@@ -125,102 +116,3 @@ class OneTripRecorder(PostgresApplicationRecorder):
     def select_streams_statement(self, ids: Sequence[Any]) -> tuple[Composed, tuple[Any, ...]]:
         """The one query that reads every stored event of these aggregates, in version order."""
         return self._select_streams, (list(ids),)
-
-
-def streams_of(rows: Sequence[Sequence[Any]]) -> dict[Any, list[StoredEvent]]:
-    """(originator_id, originator_version, topic, state) rows as each aggregate's events."""
-    streams: dict[Any, list[StoredEvent]] = {}
-    for originator_id, version, topic, state in rows:
-        streams.setdefault(originator_id, []).append(
-            StoredEvent(
-                originator_id=originator_id,
-                originator_version=version,
-                topic=topic,
-                state=bytes(state),
-            )
-        )
-    return streams
-
-
-class LoopSaves:
-    """An application's saves and stream reads, awaited on the event loop.
-
-    With a `OneTripRecorder` and a pool, a save is the recorder's one statement and a read
-    of several streams its one query, over the pool, with no thread. With any other
-    recorder (the in-memory one of the unit tests), or no pool, the library's own calls run
-    in a thread: the same outcome, the same errors.
-    """
-
-    def __init__(self, app: Application[Any], pool: GuardedAsyncPool | None = None) -> None:
-        self.app = app
-        self.recorder = app.recorder if isinstance(app.recorder, OneTripRecorder) else None
-        self.pool = pool if self.recorder is not None else None
-
-    async def save(self, events: Sequence[Any], **kwargs: Any) -> None:
-        """What `app.save(*events, **kwargs)` writes; a version conflict raises the
-        library's IntegrityError and writes nothing."""
-        if self.recorder is None or self.pool is None:
-            await asyncio.to_thread(self.app.save, *events, **kwargs)
-            return
-        stored = [self.app.mapper.to_stored_event(event) for event in events]
-        statement = self.recorder.append_statement(stored, **kwargs)
-        if statement is None:
-            return
-        async with self.pool.connection() as conn:
-            try:
-                await conn.execute(*statement, prepare=True)
-            except psycopg.IntegrityError as exc:  # as the library's recorder reports it
-                raise IntegrityError(str(exc)) from exc
-
-    async def streams(self, ids: Sequence[Any]) -> dict[Any, list[StoredEvent]]:
-        """Every stored event of each of these aggregates, in version order (one with none
-        is missing from the answer)."""
-        if not ids:
-            return {}
-        if self.recorder is None or self.pool is None:
-            return await asyncio.to_thread(self._streams_in_thread, ids)
-        async with self.pool.connection() as conn:
-            cursor = await conn.execute(*self.recorder.select_streams_statement(ids), prepare=True)
-            return streams_of(await cursor.fetchall())
-
-    def _streams_in_thread(self, ids: Sequence[Any]) -> dict[Any, list[StoredEvent]]:
-        found = {i: list(self.app.recorder.select_events(i)) for i in dict.fromkeys(ids)}
-        return {i: events for i, events in found.items() if events}
-
-    async def aggregates(self, ids: Sequence[Any]) -> dict[Any, Any]:
-        """The newest state of each of these aggregates that exists, read in one query."""
-        streams = await self.streams(ids)
-        return {
-            aggregate_id: project_aggregate(None, map(self.app.mapper.to_domain_event, stored))
-            for aggregate_id, stored in streams.items()
-        }
-
-
-class LoopApplication(Application[UUID]):
-    """An application whose saves can be awaited on the event loop (`on_loop`): through a
-    thread until `saves_from(pool)`, then one statement each over that pool."""
-
-    def __init__(self, env: Any = None) -> None:
-        super().__init__(env)
-        self.on_loop = LoopSaves(self)
-
-    def saves_from(self, pool: GuardedAsyncPool) -> None:
-        self.on_loop = LoopSaves(self, pool)
-
-
-IDLE_PING = 1.0  # seconds: a connection idle this long is checked before it is used
-
-
-async def open_loop_pool(conninfo: str, size: int = 2) -> GuardedAsyncPool:
-    """The small pool a process saves through from its event loop (one commit runs at a
-    time, so two connections are plenty); close it with `close()`."""
-    pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
-        conninfo,
-        min_size=1,
-        max_size=size,
-        kwargs={"autocommit": True},
-        open=False,
-        timeout=2.0,
-    )
-    await pool.open(wait=False)
-    return GuardedAsyncPool(pool, ping_idle_after=IDLE_PING)

@@ -15,9 +15,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import aio_pika
 import psycopg
@@ -27,8 +25,6 @@ from contracts.codec import encode
 from contracts.events import Envelope, IntegrationEvent
 from servicekit.eventlog import EventLog
 from servicekit.messaging import channel, keep_running
-from servicekit.postgres import PostgresSettings, create_application
-from servicekit.signals import stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -288,19 +284,3 @@ def relay_lag(event_log: EventLog, conninfo: str, name: str) -> dict[str, int]:
             row = None
     position = int(row[0]) if row else 0
     return {"published_position": position, "lag": event_log.pending(position)}
-
-
-async def run_relay_process(
-    make_app: Callable[[], Any],
-    postgres: PostgresSettings,
-    relay_for: Callable[[Any], Relay],
-) -> None:
-    """A relay process: build the application (tables in place), relay until a signal."""
-    stopping = stop_on_signals()
-    app = await asyncio.to_thread(create_application, make_app, postgres)
-    relay = relay_for(app)
-    try:
-        await relay.run(stopping)
-    finally:
-        app.close()
-    log.info("relay %s stopped after publishing %d", relay.settings.name, relay.published)

@@ -11,7 +11,7 @@ from litestar.routes import HTTPRoute
 
 from customer_service.api import create_app as customers_app
 from customer_service.settings import Settings as CustomerSettings
-from order_service.api import create_app as orders_app
+from order_service.app import create_app as orders_app
 from order_service.settings import Settings as OrderSettings
 from payment_service.api import create_app as payments_app
 from payment_service.settings import Settings as PaymentSettings
@@ -61,7 +61,8 @@ def test_no_route_rebuilds_replays_or_verifies(service: str) -> None:
 
 def test_the_command_line_names_every_read_model_the_customer_service_keeps() -> None:
     from customer_service.projector import PROJECTIONS
-    from ordersystem.cli import READ_MODELS, parser
+    from ordersystem.cli import parser
+    from ordersystem.commands import READ_MODELS
 
     assert set(READ_MODELS) == set(PROJECTIONS)
     both = parser().parse_args(["project", *READ_MODELS])

@@ -19,7 +19,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from ordersystem.cli import SERVICES, parser
+from ordersystem.cli import parser
+from ordersystem.commands import SERVICES
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
@@ -81,8 +82,7 @@ def listening_port(service: Service) -> int:
     """The port `ordersystem serve ...` binds with this service's command and environment."""
     args = parser().parse_args(command_of(service))
     assert args.command == "serve", "only `serve` processes listen on a port"
-    cli_service, default_port = SERVICES[args.service]
-    configured = environment_of(service).get(f"{cli_service.env_prefix}_API_PORT", default_port)
+    configured = SERVICES[args.service].settings(environment_of(service)).port
     return int(args.port or configured)
 
 

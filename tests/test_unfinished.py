@@ -10,7 +10,8 @@ import aio_pika
 import pytest
 
 from servicekit.messaging import declare_consumer_queue
-from tests.support import AMQP_URL, RUN_ID, Topology, eventually, publish_raw, unfinished
+from tests.broker import AMQP_URL, Topology, publish_raw, unfinished
+from tests.support import RUN_ID, eventually
 
 pytestmark = pytest.mark.integration
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bench.floor import DELIVERIES, PUBLISHES, REQUESTS, floor
-from tests.support import RUN_ID, queue_exists
+from tests.broker import queue_exists
+from tests.support import RUN_ID
 
 pytestmark = pytest.mark.e2e
 

@@ -42,6 +42,17 @@ def test_an_order_created_from_before_currency_existed_decodes_with_the_default(
     assert decoded.data.price == Decimal("19.99")
 
 
+def test_an_order_created_carries_its_total_and_an_older_one_works_it_out() -> None:
+    today = decode(golden("order.created.v1.json"))
+    older = decode(golden("order.created.v1.before-currency.json"))  # before total, too
+
+    assert isinstance(today.data, OrderCreatedV1)
+    assert isinstance(older.data, OrderCreatedV1)
+    assert (today.data.total, today.data.amount_due()) == (Decimal("59.97"), Decimal("59.97"))
+    assert older.data.total is None
+    assert older.data.amount_due() == older.data.price * older.data.quantity
+
+
 def test_a_field_added_later_is_ignored_by_todays_consumer() -> None:
     newer = golden("order.created.v1.json").replace(
         b'"currency":"EUR"', b'"currency":"EUR","gift_wrap":true'

@@ -12,11 +12,12 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from order_service.api import create_app
+from order_service.app import create_app
 from order_service.domain import Order, Status
 from order_service.settings import Settings
 from servicekit.postgres import PostgresSettings
-from tests.support import Databases, ScriptedPeer
+from tests.peers import ScriptedPeer
+from tests.support import Databases
 
 Client = AsyncTestClient[Litestar]
 ORDER = {"customer_id": 1, "product_name": "Widget", "quantity": 1, "price": "5.00"}

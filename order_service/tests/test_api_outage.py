@@ -8,7 +8,7 @@ import pytest
 
 from order_service.tests.conftest import ORDER, Client, stored_events
 from servicekit.postgres import PostgresSettings
-from tests.support import ScriptedPeer
+from tests.peers import ScriptedPeer
 
 pytestmark = pytest.mark.integration
 

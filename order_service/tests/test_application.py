@@ -12,6 +12,7 @@ from order_service.application import (
     IdempotencyKeyReusedError,
     OrderNotFoundError,
     Orders,
+    Placement,
     PlaceOrder,
 )
 
@@ -65,12 +66,12 @@ def test_an_idempotency_key_reused_with_another_body_is_refused(orders: Orders) 
 
     with pytest.raises(IdempotencyKeyReusedError):
         orders.place(widget(quantity=2), idempotency_key="k-2")
-    with pytest.raises(IdempotencyKeyReusedError):
-        orders.existing_placement("k-2", widget(quantity=2))
 
 
-def test_existing_placement_finds_only_keys_that_were_used(orders: Orders) -> None:
+def test_a_key_places_a_new_order_once_and_then_returns_it(orders: Orders) -> None:
     placed = orders.place(widget(), idempotency_key="k-3")
+    fresh = orders.place(widget(), idempotency_key="never-used")
 
-    assert orders.existing_placement("k-3", widget()) == placed.order
-    assert orders.existing_placement("never-used", widget()) is None
+    assert orders.place(widget(), idempotency_key="k-3") == Placement(placed.order, created=False)
+    assert fresh.created
+    assert fresh.order.id != placed.order.id

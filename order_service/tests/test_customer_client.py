@@ -14,7 +14,8 @@ from order_service.customers import (
     CustomerServiceUnavailableError,
 )
 from servicekit.breaker import CircuitBreaker
-from tests.support import ScriptedPeer, free_port
+from tests.peers import ScriptedPeer
+from tests.support import free_port
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from order_service.domain import (
     Status,
 )
 from order_service.tests.conftest import stored_order
+from order_service.views import OrderView
 
 COMMANDS = {
     Status.CONFIRMED: "confirm",
@@ -141,10 +142,10 @@ def test_the_order_at_a_moment_is_the_state_after_its_last_event_by_then(
 class LosingRace(Orders):
     """An application whose saves of a transition always find the version taken."""
 
-    def save_orders(self, *orders: Order) -> None:
+    def save_orders(self, *orders: Order) -> list[OrderView]:
         if any(order.version > 1 for order in orders):
             raise IntegrityError("version taken")
-        super().save_orders(*orders)
+        return super().save_orders(*orders)
 
 
 def test_without_if_match_a_lost_race_is_retried_then_reported() -> None:

@@ -17,8 +17,8 @@ from order_service.application import (
     PaymentResult,
     PlaceOrder,
 )
+from servicekit.application import LoopSaves, open_loop_pool
 from servicekit.postgres import PostgresSettings
-from servicekit.recorder import LoopSaves, open_loop_pool
 from tests.support import Databases
 
 pytestmark = pytest.mark.integration

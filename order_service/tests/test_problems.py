@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from order_service import api
+from order_service import routes
 from order_service.application import (
     ConcurrentModificationError,
     IdempotencyKeyReusedError,
@@ -73,7 +73,7 @@ async def test_when_the_parser_lets_a_delivered_order_through_the_domain_refuses
         command = parse_place_order({**ORDER})
         return PlaceOrder(**{**vars(command), "status": Status.DELIVERED})
 
-    monkeypatch.setattr(api, "parse_place_order", forgetful)
+    monkeypatch.setattr(routes, "parse_place_order", forgetful)
     events = stored_events(database)
 
     response = await client.post("/api/v1/orders", json={**ORDER, "status": "delivered"})

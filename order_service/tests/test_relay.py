@@ -16,7 +16,8 @@ from order_service.application import Orders, PlaceOrder
 from order_service.relay import event_log, relay_settings
 from order_service.settings import Settings
 from servicekit.relay import Relay, relay_lag
-from tests.support import AMQP_URL, Databases, Topology, eventually, positions
+from tests.broker import AMQP_URL, Topology, positions
+from tests.support import Databases, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("rabbitmq_up")]
 

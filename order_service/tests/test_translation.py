@@ -44,6 +44,7 @@ def test_a_placed_order_becomes_order_created_v1() -> None:
         quantity=2,
         price=Decimal("3.50"),
         status="confirmed",
+        total=Decimal("7.00"),
     )
 
 

@@ -24,7 +24,8 @@ from servicekit.failfast import (
     GuardedPool,
 )
 from servicekit.postgres import PostgresSettings
-from tests.support import Databases, Link
+from tests.peers import Link
+from tests.support import Databases
 
 
 class Clock:

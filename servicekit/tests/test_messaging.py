@@ -13,7 +13,8 @@ import pytest
 from contracts.messaging import POISON_REASON_HEADER, dead_letter_names
 from servicekit.messaging import Batching, Inbox, Message, Poison, Subscription, channel, consume
 from servicekit.messaging import declare_consumer_queue as declare
-from tests.support import AMQP_URL, RUN_ID, drain, eventually, publish_raw, queue_depth, unfinished
+from tests.broker import AMQP_URL, drain, publish_raw, queue_depth, unfinished
+from tests.support import RUN_ID, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("rabbitmq_up")]
 

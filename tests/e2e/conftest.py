@@ -14,16 +14,14 @@ import pytest
 
 from customer_service.projector import PROJECTIONS, queue_name
 from servicekit.postgres import PostgresSettings
+from tests.broker import AMQP_URL, Topology, queue_exists
 from tests.support import (
-    AMQP_URL,
     RUN_ID,
     Databases,
     ServiceProcess,
-    Topology,
     Worker,
     eventually,
     projector_process,
-    queue_exists,
     relay_process,
 )
 

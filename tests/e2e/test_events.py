@@ -59,6 +59,7 @@ async def test_every_order_is_one_message_and_the_feed_serves_the_same_envelopes
         "price": "30.00",
         "status": "pending",
         "currency": "EUR",
+        "total": "60.00",
     }
     assert all(uuid.UUID(b["id"]) for b in ours)
 

@@ -9,8 +9,9 @@ import httpx
 import msgspec
 import pytest
 
+from tests.broker import drain, publish_raw
 from tests.e2e.conftest import System
-from tests.support import drain, eventually, ordersystem, publish_raw
+from tests.support import eventually, ordersystem
 
 pytestmark = pytest.mark.e2e
 

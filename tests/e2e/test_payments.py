@@ -15,8 +15,9 @@ from contracts.codec import encode
 from contracts.events import PaymentFailedV1
 from payment_service.application import Payments
 from payment_service.relay import event_log
+from tests.broker import drain, publish_raw, queue_depth, unfinished
 from tests.e2e.conftest import System, wait_for_payment
-from tests.support import drain, eventually, publish_raw, queue_depth, unfinished
+from tests.support import eventually
 
 pytestmark = pytest.mark.e2e
 Client = httpx.AsyncClient

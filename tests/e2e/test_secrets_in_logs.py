@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from tests.broker import rabbitmqctl
 from tests.e2e.conftest import System, start_system, wait_for_payment
-from tests.support import RUN_ID, Databases, ServiceProcess, ordersystem, rabbitmqctl
+from tests.support import RUN_ID, Databases, ServiceProcess, ordersystem
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 

@@ -15,9 +15,9 @@ from contracts.codec import encode
 from order_service.application import Orders
 from order_service.relay import event_log
 from projections.projector import ProjectorSettings, declare_topology, stream_subscription
+from tests.broker import AMQP_URL, publish_raw, queue_exists
 from tests.e2e.conftest import System, start_system
 from tests.support import (
-    AMQP_URL,
     Databases,
     ServiceProcess,
     Worker,
@@ -25,8 +25,6 @@ from tests.support import (
     fill_orders,
     ordersystem,
     projector_process,
-    publish_raw,
-    queue_exists,
     relay_process,
 )
 

@@ -11,16 +11,8 @@ import pytest
 
 from order_service.application import Orders
 from servicekit.postgres import PostgresSettings
-from tests.support import (
-    Databases,
-    Delivery,
-    Topology,
-    eventually,
-    fill_orders,
-    positions,
-    rabbitmqctl,
-    relay_process,
-)
+from tests.broker import Delivery, Topology, positions, rabbitmqctl
+from tests.support import Databases, eventually, fill_orders, relay_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("rabbitmq_up")]
 

@@ -10,18 +10,16 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from tests.broker import drain, publish_raw, rabbitmqctl
 from tests.e2e.conftest import System, start_system
 from tests.faults.harness import ORDERS, is_problem, run_scenario
 from tests.support import (
     Databases,
     ServiceProcess,
     Worker,
-    drain,
     eventually,
     pg_ctlcluster,
     projector_process,
-    publish_raw,
-    rabbitmqctl,
     relay_process,
 )
 

@@ -16,7 +16,8 @@ import pytest
 
 from bench.baseline.stack import BaselineStack, start_stack
 from bench.baseline.wire import ORDER_CREATED, Envelope, OrderCreated, encode
-from tests.support import AMQP_URL, RUN_ID, eventually
+from tests.broker import AMQP_URL
+from tests.support import RUN_ID, eventually
 
 pytestmark = pytest.mark.e2e
 

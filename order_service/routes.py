@@ -1,39 +1,30 @@
-"""The order service's HTTP API: a thin adapter between Structs and the Orders application."""
+"""The order service's routes: each handler parses what it was sent, makes one call into the
+Orders application and shapes the answer. Errors become problem documents through one
+table (order_service.problems), registered once by the app (order_service.app)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import uuid
-from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
-from datetime import datetime
+from collections.abc import Callable
 from functools import partial
 from typing import Annotated, Any, TypeVar, get_args
 from urllib.parse import urlencode
 from uuid import UUID
 
 import msgspec
-from litestar import Litestar, Request, Response, get, post
+from litestar import Request, Response, get, post
 from litestar.datastructures import State
 from litestar.handlers import HTTPRouteHandler
-from litestar.openapi import OpenAPIConfig
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Operation
 from litestar.params import FromPath, HeaderParameter, Parameter
 
 from contracts.customers import CustomerV1
 from contracts.events import OrderEventEnvelope
-from order_service.application import ACTIONS, Orders
-from order_service.customers import (
-    CustomerNotFoundError,
-    CustomerServiceClient,
-    CustomerServiceUnavailableError,
-)
-from order_service.problems import ORDER_EXCEPTION_HANDLERS, order_not_found
-from order_service.relay import RELAY_NAME, event_log
+from order_service.application import ACTIONS, HistoryEntry, Orders
+from order_service.customers import CustomerServiceClient
+from order_service.problems import order_not_found
 from order_service.requests import (
     IDEMPOTENCY_KEY_MAX,
     CancelBody,
@@ -42,10 +33,7 @@ from order_service.requests import (
     parse_cancel_reason,
     parse_place_order,
 )
-from order_service.settings import Settings
 from order_service.views import OrderView
-from servicekit.breaker import CircuitBreaker
-from servicekit.health import health_handlers
 from servicekit.http import (
     cursor_param,
     decode_json,
@@ -58,19 +46,12 @@ from servicekit.http import (
     whole_number_query,
     whole_param,
 )
-from servicekit.postgres import create_application
 from servicekit.problems import (
-    EXCEPTION_HANDLERS,
     MALFORMED,
     FieldError,
-    ProblemError,
     problem_spec,
-    service_unavailable,
     validation_failed,
 )
-from servicekit.ratelimit import api_middleware
-from servicekit.recorder import open_loop_pool
-from servicekit.relay import relay_lag
 
 T = TypeVar("T")
 CORRELATION_HEADER = "X-Correlation-ID"
@@ -83,6 +64,11 @@ class OrderWithCustomer(OrderView, frozen=True, kw_only=True):
 def orders(state: State) -> Orders:
     app: Orders = state.orders
     return app
+
+
+def customers(state: State) -> CustomerServiceClient:
+    client: CustomerServiceClient = state.customers
+    return client
 
 
 async def call(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -101,25 +87,6 @@ def order_uuid(order_id: str) -> UUID:
         return UUID(order_id)
     except ValueError:
         raise order_not_found(order_id) from None
-
-
-async def fetch_customer(state: State, customer_id: int) -> CustomerV1:
-    client: CustomerServiceClient = state.customers
-    try:
-        return await client.get(customer_id)
-    except CustomerNotFoundError:
-        raise ProblemError(
-            422,
-            "customer_not_found",
-            "The customer does not exist",
-            errors=[FieldError(field="customer_id", message=f"no customer {customer_id}")],
-        ) from None
-    except CustomerServiceUnavailableError as exc:
-        raise service_unavailable(
-            "customer_service_unavailable",
-            "The customer service cannot be reached; nothing was stored",
-            retry_after=exc.retry_after,
-        ) from None
 
 
 def idempotency_key(request: Request[Any, Any, Any]) -> str | None:
@@ -150,27 +117,21 @@ def idempotency_key(request: Request[Any, Any, Any]) -> str | None:
 async def create_order(
     request: Request[Any, Any, Any], state: State
 ) -> Response[OrderWithCustomer]:
-    """Place an order for an existing customer; 201 with Location and the customer embedded."""
+    """Place an order for an existing customer; 201 with Location and the customer embedded
+    (200 with the order it created when an Idempotency-Key is replayed)."""
     command = parse_place_order(decode_json(await request.body()))
-    correlation = correlation_id(request)
-    key = idempotency_key(request)
-    app = orders(state)
-    existing = await call(app.existing_placement, key, command) if key else None
-    customer = await fetch_customer(state, command.customer_id)
-    if existing is None:
-        placement = await app.place_from_loop(
-            command, idempotency_key=key, correlation_id=correlation
-        )
-        existing, created = placement.order, placement.created
-    else:
-        created = False
-    body = OrderWithCustomer(**_fields(existing), customer=customer)
+    key, correlation = idempotency_key(request), correlation_id(request)
+    customer = await customers(state).get(command.customer_id)
+    placed = await orders(state).place_from_loop(
+        command, idempotency_key=key, correlation_id=correlation
+    )
+    order = placed.order
     return Response(
-        body,
-        status_code=201 if created else 200,
+        OrderWithCustomer(**msgspec.structs.asdict(order), customer=customer),
+        status_code=201 if placed.created else 200,
         headers={
-            "Location": f"/api/v1/orders/{existing.id}",
-            "ETag": f'"{existing.version}"',
+            "Location": f"/api/v1/orders/{order.id}",
+            "ETag": f'"{order.version}"',
             CORRELATION_HEADER: correlation,
         },
     )
@@ -226,29 +187,15 @@ def _transition_handler(action: str) -> HTTPRouteHandler:
 TRANSITION_HANDLERS = [_transition_handler(action) for action in ACTIONS]
 
 
-class HistoryItem(msgspec.Struct, frozen=True, kw_only=True):
-    version: int
-    type: str
-    occurred_at: datetime
-    correlation_id: str
-    data: dict[str, Any]
-    status: str  # after this event
-
-
 @get(
     "/api/v1/orders/{order_id:str}/events",
     operation_id="getOrderHistory",
     tags=["orders"],
     responses={400: problem_spec(MALFORMED), 404: problem_spec("No order has this id")},
 )
-async def order_history(order_id: FromPath[str], state: State) -> list[HistoryItem]:
+async def order_history(order_id: FromPath[str], state: State) -> list[HistoryEntry]:
     """The order's event stream for auditing: every event in version order."""
-    entries = await call(orders(state).history, order_uuid(order_id))
-    return [HistoryItem(**vars(entry)) for entry in entries]
-
-
-def _fields(view: OrderView) -> dict[str, Any]:
-    return {name: getattr(view, name) for name in view.__struct_fields__}
+    return await call(orders(state).history, order_uuid(order_id))
 
 
 @get(
@@ -338,68 +285,11 @@ async def list_events(
     return Response(page, headers=headers)
 
 
-def create_app(settings: Settings) -> Litestar:
-    @asynccontextmanager
-    async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        asyncio.get_running_loop().set_default_executor(
-            ThreadPoolExecutor(settings.api_threads, thread_name_prefix="orders")
-        )
-        make = partial(
-            Orders,
-            env=settings.eventsourcing_env(),
-            group_commit=settings.commit_mode == "group",
-        )
-        app.state.orders = await call(create_application, make, settings.postgres)
-        app.state.event_log = event_log(app.state.orders)
-        saves = await open_loop_pool(settings.postgres.conninfo())  # placing needs no thread
-        app.state.orders.saves_from(saves)
-        app.state.customers = CustomerServiceClient(
-            settings.customer_service_url,
-            connect_timeout=settings.customer_connect_timeout,
-            read_timeout=settings.customer_read_timeout,
-            breaker=CircuitBreaker(
-                threshold=settings.breaker_threshold, reset_after=settings.breaker_reset_after
-            ),
-            cache_ttl=settings.customer_cache_ttl,
-            token=settings.customer_service_token,
-        )
-        try:
-            yield
-        finally:
-            await app.state.customers.aclose()
-            await saves.close()
-            await call(app.state.orders.close)
-
-    async def event_store() -> None:
-        await call(orders(app.state).recorder.max_notification_id)
-
-    async def relay() -> dict[str, int]:
-        """Reported, not required: the API serves while the relay catches up."""
-        with contextlib.suppress(Exception):
-            conninfo = settings.postgres.conninfo()
-            return await call(relay_lag, app.state.event_log, conninfo, RELAY_NAME)
-        return {}
-
-    return (
-        app := Litestar(
-            route_handlers=[
-                create_order,
-                list_orders,
-                get_order,
-                list_events,
-                order_history,
-                *TRANSITION_HANDLERS,
-                *health_handlers({"postgres": event_store}, reports={"relay": relay}),
-            ],
-            lifespan=[lifespan],
-            exception_handlers={**EXCEPTION_HANDLERS, **ORDER_EXCEPTION_HANDLERS},
-            middleware=api_middleware(settings.rate_limit),
-            openapi_config=OpenAPIConfig(title="Order service", version="1.0.0"),
-            request_max_body_size=64 * 1024,
-        )
-    )
-
-
-def app_from_env() -> Litestar:
-    """The factory the server imports: settings from this process's environment."""
-    return create_app(Settings.from_env(os.environ))
+ROUTES = [
+    create_order,
+    list_orders,
+    get_order,
+    list_events,
+    order_history,
+    *TRANSITION_HANDLERS,
+]

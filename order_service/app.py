@@ -1,0 +1,85 @@
+"""The order service's composition root: settings in, the Orders application, the
+customer-service client and the event log wired, the routes and the one error table
+registered. Nothing here handles a request."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from functools import partial
+
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+
+from order_service.application import Orders
+from order_service.customers import CustomerServiceClient
+from order_service.problems import ORDER_EXCEPTION_HANDLERS
+from order_service.relay import RELAY, event_log
+from order_service.routes import ROUTES, call, orders
+from order_service.settings import Settings
+from servicekit.application import open_loop_pool
+from servicekit.breaker import CircuitBreaker
+from servicekit.health import health_handlers
+from servicekit.postgres import create_application
+from servicekit.problems import EXCEPTION_HANDLERS
+from servicekit.ratelimit import api_middleware
+from servicekit.service import event_store_check
+
+
+def create_app(settings: Settings) -> Litestar:
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        # The application is synchronous where the library is: its reads and transitions
+        # run on this pool (routes.call), sized by ORDER_API_THREADS.
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(settings.api_threads, thread_name_prefix="orders")
+        )
+        make = partial(
+            Orders,
+            env=settings.eventsourcing_env(),
+            group_commit=settings.commit_mode == "group",
+        )
+        app.state.orders = await call(create_application, make, settings.postgres)
+        app.state.event_log = event_log(app.state.orders)
+        saves = await open_loop_pool(settings.postgres.conninfo())  # placing needs no thread
+        app.state.orders.saves_from(saves)
+        app.state.customers = CustomerServiceClient(
+            settings.customer_service_url,
+            connect_timeout=settings.customer_connect_timeout,
+            read_timeout=settings.customer_read_timeout,
+            breaker=CircuitBreaker(
+                threshold=settings.breaker_threshold, reset_after=settings.breaker_reset_after
+            ),
+            cache_ttl=settings.customer_cache_ttl,
+            token=settings.customer_service_token,
+        )
+        try:
+            yield
+        finally:
+            await app.state.customers.aclose()
+            await saves.close()
+            await call(app.state.orders.close)
+
+    readiness = {"postgres": event_store_check(lambda: orders(app.state))}
+    relay = RELAY.lag_report(settings, lambda: app.state.event_log)
+    return (
+        app := Litestar(
+            route_handlers=[
+                *ROUTES,
+                *health_handlers(readiness, reports={"relay": relay}),
+            ],
+            lifespan=[lifespan],
+            exception_handlers={**EXCEPTION_HANDLERS, **ORDER_EXCEPTION_HANDLERS},
+            middleware=api_middleware(settings.rate_limit),
+            openapi_config=OpenAPIConfig(title="Order service", version="1.0.0"),
+            request_max_body_size=64 * 1024,
+        )
+    )
+
+
+def app_from_env() -> Litestar:
+    """The factory the server imports: settings from this process's environment."""
+    return create_app(Settings.from_env(os.environ))

@@ -1,0 +1,228 @@
+"""What each `ordersystem` command does (ordersystem.cli parses the arguments).
+
+Each command imports the service it runs when it runs, so that `--help` imports none.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import uvloop
+
+from ordersystem.preflight import preflight, report
+
+
+@dataclass(frozen=True)
+class Service:
+    """An HTTP API: its package, and the module whose `app_from_env` builds its app."""
+
+    package: str
+    app_module: str = "api"
+
+    @property
+    def factory(self) -> str:
+        return f"{self.package}.{self.app_module}:app_from_env"
+
+    def settings(self, env: Mapping[str, str]) -> Any:
+        """The service's own settings (its host and port among them), from `env`."""
+        return importlib.import_module(f"{self.package}.settings").Settings.from_env(env)
+
+
+SERVICES = {
+    "orders": Service("order_service", "app"),
+    "customers": Service("customer_service"),
+    "payments": Service("payment_service"),
+}
+# The customer service's read models (customer_service.projector.PROJECTIONS, which a test
+# holds to this list; named here so that parsing arguments imports no service).
+READ_MODELS = ("orders-count", "orders-by-status")
+
+
+def cmd_preflight(_: argparse.Namespace) -> int:
+    findings = preflight()
+    print(report(findings))
+    return 0 if all(f.ok for f in findings) else 1
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from servicekit.serve import serve
+
+    service = SERVICES[args.service]
+    settings = service.settings(os.environ)  # the app, in the server's worker, reads its own
+    host, port = args.host or settings.host, args.port or settings.port
+    serve(service.factory, host=host, port=port, workers=args.workers)
+    return 0
+
+
+def cmd_relay(args: argparse.Namespace) -> int:
+    if args.service == "payments":
+        from payment_service.relay import run_relay as run_payment_relay
+        from payment_service.settings import Settings as PaymentSettings
+
+        uvloop.run(run_payment_relay(PaymentSettings.from_env(os.environ)))
+    else:
+        from order_service.relay import run_relay
+        from order_service.settings import Settings
+
+        uvloop.run(run_relay(Settings.from_env(os.environ)))
+    return 0
+
+
+def cmd_consume(args: argparse.Namespace) -> int:
+    if args.stream == "order-created":
+        from payment_service.processor import run_processor
+        from payment_service.settings import Settings as PaymentSettings
+
+        uvloop.run(run_processor(PaymentSettings.from_env(os.environ)))
+    else:
+        from order_service.payment_results import run_payment_results
+        from order_service.settings import Settings
+
+        uvloop.run(run_payment_results(Settings.from_env(os.environ)))
+    return 0
+
+
+def cmd_catalogue(args: argparse.Namespace) -> int:
+    from contracts.catalogue import render
+
+    target = Path(args.output)
+    text = render()
+    if args.check:
+        if not target.exists() or target.read_text() != text:
+            print(f"{target} is out of date: run `ordersystem catalogue`", file=sys.stderr)
+            return 1
+        print(f"{target} is up to date")
+        return 0
+    target.write_text(text)
+    print(f"wrote {target}")
+    return 0
+
+
+def cmd_project(args: argparse.Namespace) -> int:
+    from customer_service.projector import run_projector
+    from customer_service.settings import Settings
+
+    uvloop.run(run_projector(Settings.from_env(os.environ), args.projection))
+    return 0
+
+
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    from customer_service.projector import rebuild_command
+    from customer_service.settings import Settings
+
+    return uvloop.run(rebuild_command(Settings.from_env(os.environ), args.projection))
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from customer_service.projector import verify_command
+    from customer_service.settings import Settings
+
+    return uvloop.run(verify_command(Settings.from_env(os.environ), args.projection))
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from order_service.application import OrderNotFoundError, Orders
+    from order_service.audit import history_table, state_block
+    from order_service.settings import Settings
+
+    orders = Orders(env=Settings.from_env(os.environ).eventsourcing_env())
+    try:
+        if args.at is None:
+            print(history_table(orders.history(args.order_id)))
+        else:
+            view = orders.order_at(args.order_id, args.at)
+            print(f"order {args.order_id} at {args.at.isoformat()} (version {view.version}):")
+            print(state_block(view))
+    except OrderNotFoundError:
+        when = f" at {args.at.isoformat()}" if args.at else ""
+        print(f"no order {args.order_id}{when}", file=sys.stderr)
+        return 1
+    finally:
+        orders.close()
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from order_service.replay import replay
+    from order_service.settings import Settings
+    from servicekit.progress import Progress
+
+    if args.to < args.start:
+        print("--to must not be before --from", file=sys.stderr)
+        return 2
+    progress = Progress("replay")
+    settings = Settings.from_env(os.environ)
+    sent = uvloop.run(replay(settings, args.start, args.to, args.queue, progress))
+    target = f"queue {args.queue}" if args.queue else f"exchange {settings.exchange}"
+    print(progress.summary(f"replayed positions {args.start}..{args.to} to {target}"))
+    return 0 if sent else 1
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    if args.service in ("customers", "all"):
+        from customer_service.settings import Settings as CustomerSettings
+        from customer_service.store import migrate
+
+        applied = migrate(CustomerSettings.from_env(os.environ).postgres)
+        print(f"customers: {applied} migration(s) applied")
+    if args.service in ("orders", "all"):
+        from order_service.application import Orders
+        from order_service.settings import Settings as OrderSettings
+        from servicekit.postgres import create_application
+
+        settings = OrderSettings.from_env(os.environ)
+        make = partial(Orders, env=settings.eventsourcing_env())
+        create_application(make, settings.postgres).close()  # creates the tables it lacks
+        print("orders: event store and order summaries ready")
+    if args.service in ("payments", "all"):
+        from payment_service.application import Payments
+        from payment_service.settings import Settings as PaymentSettings
+        from servicekit.postgres import create_application
+
+        payment_settings = PaymentSettings.from_env(os.environ)
+        make_payments = partial(Payments, env=payment_settings.eventsourcing_env())
+        create_application(make_payments, payment_settings.postgres).close()
+        print("payments: event store ready")
+    return 0
+
+
+def cmd_seed(_: argparse.Namespace) -> int:
+    from customer_service.settings import Settings
+    from customer_service.store import migrate, seed
+
+    settings = Settings.from_env(os.environ)
+    migrate(settings.postgres)
+    inserted = seed(settings.postgres)
+    print(f"customers: {inserted} predefined customer(s) inserted")
+    return 0
+
+
+def cmd_run(_: argparse.Namespace) -> int:
+    from ordersystem.supervisor import Process, command, supervise
+
+    findings = preflight()
+    if not all(f.ok for f in findings):
+        print(report(findings), file=sys.stderr)
+        return 1
+    processes = []
+    for name in ("customers", "orders", "payments"):
+        settings = SERVICES[name].settings(os.environ)
+        host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+        url = f"http://{host}:{settings.port}/health/ready"
+        processes.append(Process(name, command("serve", name), url))
+    processes.append(Process("relay", command("relay", "orders")))
+    processes.append(Process("payment-relay", command("relay", "payments")))
+    processes.append(Process("payments", command("consume", "order-created")))
+    processes.append(Process("payment-results", command("consume", "payment-results")))
+    processes.append(Process("projector", command("project", *READ_MODELS)))  # both, together
+    asyncio.run(supervise(processes))
+    return 0
