@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 from uuid import UUID
 
 import msgspec
@@ -128,11 +128,19 @@ class Orders(GroupCommitApplication[_Unit]):
     env = {"APPLICATION_RECORDER_TOPIC": get_topic(PostgresOrderRecorder), **TRANSCODER_ENV}
 
     def construct_recorder(self) -> Any:
+        """The order recorder, which keeps the summaries beside the events; `summaries` is
+        the same object, typed for the queries it answers."""
         if isinstance(self.factory, POPOFactory):
-            return InMemoryOrderRecorder()
-        if schema_in_place(self.factory, SUMMARIES, "payment_status", append_function(EVENTS)):
-            skip_table_creation(self.factory)  # others may be writing: no DDL on live tables
-        return super().construct_recorder()
+            recorder: InMemoryOrderRecorder | PostgresOrderRecorder = InMemoryOrderRecorder()
+        else:
+            if schema_in_place(self.factory, SUMMARIES, "payment_status", append_function(EVENTS)):
+                skip_table_creation(self.factory)  # others may be writing: no DDL on live tables
+            constructed = super().construct_recorder()
+            if not isinstance(constructed, PostgresOrderRecorder):  # APPLICATION_RECORDER_TOPIC
+                raise TypeError(f"Orders needs PostgresOrderRecorder, not {type(constructed)}")
+            recorder = constructed
+        self.summaries: OrderSummaries = recorder
+        return recorder
 
     def save_orders(self, *orders: Order) -> list[OrderView]:
         """Save the orders' new events and their summaries, atomically; the summaries."""
@@ -316,8 +324,7 @@ class Orders(GroupCommitApplication[_Unit]):
         self, *, customer_id: int | None, limit: int, before: int | None = None
     ) -> OrderPage:
         """A page of orders, newest first; `before` is a position from an earlier page."""
-        summaries = cast(OrderSummaries, self.recorder)
-        return summaries.select_order_page(customer_id=customer_id, limit=limit, before=before)
+        return self.summaries.select_order_page(customer_id=customer_id, limit=limit, before=before)
 
     def _order(self, order_id: UUID, version: int | None = None) -> Order:
         try:
