@@ -8,8 +8,7 @@ import asyncio
 import uuid
 from collections.abc import Callable
 from functools import partial
-from typing import Annotated, Any, TypeVar, get_args
-from urllib.parse import urlencode
+from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 import msgspec
@@ -21,9 +20,9 @@ from litestar.openapi.spec import Operation
 from litestar.params import FromPath, HeaderParameter, Parameter
 
 from contracts.customers import CustomerV1
-from contracts.events import OrderEventEnvelope
 from order_service.application import ACTIONS, HistoryEntry, Orders
 from order_service.customers import CustomerServiceClient
+from order_service.feed import list_events
 from order_service.problems import order_not_found
 from order_service.requests import (
     IDEMPOTENCY_KEY_MAX,
@@ -42,7 +41,6 @@ from servicekit.http import (
     json_body_operation,
     next_link,
     page_limit,
-    tagged_items_operation,
     whole_number_query,
     whole_param,
 )
@@ -248,48 +246,11 @@ async def get_order(
     return Response(view, headers={"ETag": f'"{view.version}"'})
 
 
-FEED_DEFAULT, FEED_MAX = 500, 5000
-
-
-@get(
-    "/api/v1/events",
-    operation_id="listEvents",
-    tags=["events"],
-    operation_class=tagged_items_operation(
-        [get_args(envelope)[0].TYPE for envelope in get_args(OrderEventEnvelope)]
-    ),
-    responses={
-        400: problem_spec(MALFORMED),
-        422: problem_spec("A bad after or limit"),
-    },
-)
-async def list_events(
-    request: Request[Any, Any, Any],
-    state: State,
-    after: Annotated[
-        str | None, whole_number_query("a position; 0 = from the start", 0, 2**63 - 1)
-    ] = None,
-    limit: Annotated[
-        str | None, whole_number_query(f"page size (default {FEED_DEFAULT})", 1, FEED_MAX)
-    ] = None,
-) -> Response[list[OrderEventEnvelope]]:
-    """The integration-event feed: the envelopes the relay publishes, in position order."""
-    start = whole_param("after", after, default=0, low=0, high=2**63 - 1)
-    size = whole_param("limit", limit, default=FEED_DEFAULT, low=1, high=FEED_MAX)
-    page = await call(state.event_log.read, after=start, limit=size)
-    last = await call(state.event_log.last_position)
-    headers = {"X-Last-Position": str(last or 0)}
-    if len(page) == size:  # there may be more: link the page after this one
-        query = urlencode({"after": page[-1].position, "limit": size})
-        headers["Link"] = f'<{request.url.path}?{query}>; rel="next"'
-    return Response(page, headers=headers)
-
-
 ROUTES = [
     create_order,
     list_orders,
     get_order,
-    list_events,
     order_history,
     *TRANSITION_HANDLERS,
+    list_events,
 ]
