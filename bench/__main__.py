@@ -13,7 +13,6 @@ import asyncio
 import logging
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -24,8 +23,6 @@ from typing import Any
 import psycopg
 
 from bench import compare, scenarios
-from bench.floor import WINDOW as FLOOR_WINDOW
-from bench.floor import floor
 from servicekit.postgres import PostgresSettings
 from tests.support import Databases
 
@@ -69,23 +66,9 @@ async def measure(quick: bool) -> dict[str, Any]:
     rounds = int(os.environ.get("BENCH_ROUNDS", "1" if quick else "3"))
     try:
         say(f"this project beside the conventional baseline, {rounds} rounds interleaved")
-        floors: list[dict[str, float]] = []
-
-        async def the_floor() -> None:  # in each round, as the machine is then
-            say("the floor: an order's messages and its POST, with nothing else")
-            floors.append(
-                await floor(prefix, messages=2000 if quick else 10_000, seconds=2 if quick else 4)
-            )
-
         results["compare"] = await compare.compare(
-            databases,
-            prefix,
-            rounds=rounds,
-            seconds=3 if quick else 10,
-            say=say,
-            after_round=the_floor,
+            databases, prefix, rounds=rounds, seconds=3 if quick else 10, say=say
         )
-        results["floor"] = floors
         if os.environ.get("BENCH_ONLY") == "compare":
             return results
         say("event store appends: single save vs group commit")
@@ -217,45 +200,6 @@ def comparison(runs: dict[str, list[dict[str, Any]]], plot: str) -> list[str]:
     ]
 
 
-def floor_lines(floors: list[dict[str, Any]], runs: dict[str, list[dict[str, Any]]]) -> list[str]:
-    """What no design in these libraries can go below on this machine, beside the goal, in
-    each round (the floor is measured right after the round's two systems)."""
-    f = {key: statistics.median(one[key] for one in floors) for key in floors[0]}
-    us = {key: 1e6 * value for key, value in f.items()}
-    baselines = [r["saturation"]["achieved_per_s"] for r in runs["baseline"]]
-    per_round = [
-        f"{3 * b:,.0f} vs {one['most_per_s']:,.0f}"
-        for b, one in zip(baselines, floors, strict=True)
-    ]
-    beyond = sum(3 * b > one["most_per_s"] for b, one in zip(baselines, floors, strict=True))
-    return [
-        "### The floor under any design in these libraries",
-        "",
-        "`bench/floor.py` does only what every order of either system needs, in the same",
-        "libraries and with nothing else (no database, no logic): two publishes with",
-        "confirms to quorum queues, three deliveries acknowledged in batches, and one POST",
-        "to a Litestar handler on granian that decodes the order and answers, with the",
-        f"same load generator. Batches of {FLOOR_WINDOW}, the cheapest there are. It runs",
-        "after each round, so that it meets the machine as the round did. Medians:",
-        "",
-        f"- publish: {us['publish_ours']:.0f} µs in the publisher, "
-        f"{us['publish_broker']:.0f} µs in RabbitMQ, per message;",
-        f"- delivery: {us['deliver_ours']:.0f} µs in the consumer, "
-        f"{us['deliver_broker']:.0f} µs in RabbitMQ, per message;",
-        f"- POST: {us['request_server']:.0f} µs in the server, "
-        f"{us['request_client']:.0f} µs in the load generator, per request "
-        f"({f['requests_per_s']:,.0f}/s with 64 clients);",
-        f"- **an order: {f['per_order'] * 1000:.2f} ms, so at most "
-        f"{f['most_per_s']:,.0f} orders/s** on {os.cpu_count()} cores, whatever the design"
-        f" ({f['most_per_s_without_client']:,.0f}/s if the load generator cost nothing).",
-        "",
-        "Three times the baseline's saturation against that most, round by round: "
-        f"{'; '.join(per_round)} orders/s. The goal lies beyond the floor in {beyond} of"
-        f" {len(floors)} rounds.",
-        "",
-    ]
-
-
 def report(results: dict[str, Any]) -> str:
     header = [
         "# Benchmarks",
@@ -266,7 +210,6 @@ def report(results: dict[str, Any]) -> str:
         "",
     ]
     lines = [*header, *comparison(results["compare"], PLOT.name)]
-    lines += floor_lines(results["floor"], results["compare"])
     if "appends" in results:
         lines += ["## Each part of this project", "", *parts(results)]
     return "\n".join(lines)

@@ -253,17 +253,9 @@ Starter = Callable[[], Awaitable[Subject]]
 
 
 async def compare(
-    databases: Databases,
-    prefix: str,
-    *,
-    rounds: int,
-    seconds: float,
-    say: Callable[[str], None],
-    after_round: Callable[[], Awaitable[None]] | None = None,
+    databases: Databases, prefix: str, *, rounds: int, seconds: float, say: Callable[[str], None]
 ) -> dict[str, list[dict[str, Any]]]:
-    """Every figure for both systems, `rounds` times, interleaved; one list per system.
-    `after_round` runs after each round (a figure that must be taken in the same state of
-    the machine as the round's)."""
+    """Every figure for both systems, `rounds` times, interleaved; one list per system."""
     starters: dict[str, Starter] = {
         "project": lambda: project(databases, f"{prefix}.r{len(runs['project'])}"),
         "baseline": lambda: conventional(f"{prefix}.r{len(runs['baseline'])}"),
@@ -278,8 +270,6 @@ async def compare(
                 runs[name].append(await measure_one(subject, seconds))
             finally:
                 await subject.close()
-        if after_round is not None:
-            await after_round()
     return runs
 
 
