@@ -24,10 +24,11 @@ from contracts.events import OrderCreatedV1
 from contracts.messaging import dead_letter_names
 from customer_service.projector import queue_name
 from customer_service.store import migrate
-from order_service.application import Orders, PlaceOrder
+from order_service.application import Orders
 from order_service.domain import Order
 from order_service.relay import event_log, relay_settings
 from order_service.settings import Settings as OrderSettings
+from order_service.usecases import PlaceOrder
 from ordersystem.commands import READ_MODELS
 from projections.feed import FeedClient
 from projections.orders_count import OrdersCount

@@ -7,22 +7,30 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-import msgspec
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.popo import POPOFactory
 from eventsourcing.utils import get_topic
 
-from order_service.domain import DEFAULT_CURRENCY, Order, OrderError, Status
+from order_service.domain import Order
 from order_service.recorders import (
     SUMMARIES,
     InMemoryOrderRecorder,
     OrderSummaries,
     PostgresOrderRecorder,
+)
+from order_service.usecases import (
+    ConcurrentModificationError,
+    HistoryEntry,
+    IdempotencyKeyReusedError,
+    OrderNotFoundError,
+    PaymentResult,
+    Placement,
+    PlaceOrder,
+    VersionMismatchError,
 )
 from order_service.views import OrderPage, OrderView
 from servicekit.application import GroupCommitApplication
@@ -36,53 +44,7 @@ IDEMPOTENCY_NAMESPACE = UUID("6f1d0c1e-9c7a-4d5e-8a43-2b8f0f7d5e10")
 EVENTS = "orders_events"  # the library names an application's event table after it
 
 
-@dataclass(frozen=True, kw_only=True)
-class PlaceOrder:
-    customer_id: int
-    product_name: str
-    quantity: int
-    price: Decimal
-    status: Status = Status.PENDING
-    currency: str = DEFAULT_CURRENCY
-
-
-ACTIONS = ("confirm", "ship", "deliver", "cancel")
 TRANSITION_ATTEMPTS = 3  # without If-Match, a lost race is retried on the fresh state
-
-
-@dataclass(frozen=True, kw_only=True)
-class PaymentResult:
-    order_id: UUID
-    payment_id: UUID
-    succeeded: bool
-    reason: str = ""
-    correlation_id: str = ""
-
-    def record_on(self, order: Order) -> bool:
-        """Take this result on the order; False (nothing recorded) if it had one already."""
-        return order.record_payment(
-            payment_id=self.payment_id,
-            succeeded=self.succeeded,
-            reason=self.reason,
-            correlation_id=self.correlation_id,
-        )
-
-
-class HistoryEntry(msgspec.Struct, frozen=True, kw_only=True):
-    """One event of an order's stream, as its history shows it (and the API returns it)."""
-
-    version: int
-    type: str
-    occurred_at: datetime
-    correlation_id: str
-    data: dict[str, Any]
-    status: str  # the order's status after this event
-
-
-@dataclass(frozen=True)
-class Placement:
-    order: OrderView
-    created: bool  # False when an Idempotency-Key replay returned the existing order
 
 
 @dataclass(frozen=True)
@@ -93,27 +55,6 @@ class _Unit:
     views: list[OrderView]
 
 
-class OrderNotFoundError(OrderError):
-    pass
-
-
-class IdempotencyKeyReusedError(OrderError):
-    pass
-
-
-class VersionMismatchError(OrderError):
-    """The client's If-Match names a version the order is no longer at."""
-
-    def __init__(self, current: int) -> None:
-        super().__init__(f"the order is at version {current}")
-        self.current = current
-
-
-class ConcurrentModificationError(OrderError):
-    """Other changes kept winning the race for this order."""
-
-
-# Fields every stored event has; the history shows the rest as the event's data.
 _ENVELOPE_FIELDS = {"originator_id", "originator_version", "timestamp", "originator_topic"}
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from order_service.application import HistoryEntry
+from order_service.usecases import HistoryEntry
 from order_service.views import OrderView
 
 

@@ -11,8 +11,9 @@ from contracts.events import (
     PaymentFailedV1,
     PaymentOutcome,
 )
-from order_service.application import Orders, PaymentResult
+from order_service.application import Orders
 from order_service.settings import Settings
+from order_service.usecases import PaymentResult
 from servicekit.consumer import ConsumerSettings, Handler, run_consumer_process
 from servicekit.service import consumer_settings as subscribed
 

@@ -8,18 +8,18 @@ from typing import Any
 from litestar import Request, Response
 from litestar.types import ExceptionHandlersMap
 
-from order_service.application import (
-    ConcurrentModificationError,
-    IdempotencyKeyReusedError,
-    OrderNotFoundError,
-    VersionMismatchError,
-)
 from order_service.customers import CustomerNotFoundError, CustomerServiceUnavailableError
 from order_service.domain import (
     InvalidOrderError,
     InvalidTransitionError,
     OrderError,
     PaymentRequiredError,
+)
+from order_service.usecases import (
+    ConcurrentModificationError,
+    IdempotencyKeyReusedError,
+    OrderNotFoundError,
+    VersionMismatchError,
 )
 from servicekit.problems import (
     FieldError,

@@ -8,7 +8,6 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from order_service.application import PlaceOrder
 from order_service.domain import (
     DEFAULT_CURRENCY,
     MAX_PRICE,
@@ -19,6 +18,7 @@ from order_service.domain import (
     rule_violations,
 )
 from order_service.problems import order_refused
+from order_service.usecases import PlaceOrder
 from servicekit.http import NON_BLANK_TEXT, parse_whole
 from servicekit.problems import FieldError, validation_failed
 

@@ -20,7 +20,7 @@ from litestar.openapi.spec import Operation
 from litestar.params import FromPath, HeaderParameter, Parameter
 
 from contracts.customers import CustomerV1
-from order_service.application import ACTIONS, HistoryEntry, Orders
+from order_service.application import Orders
 from order_service.customers import CustomerServiceClient
 from order_service.feed import list_events
 from order_service.problems import order_not_found
@@ -32,6 +32,7 @@ from order_service.requests import (
     parse_cancel_reason,
     parse_place_order,
 )
+from order_service.usecases import ACTIONS, HistoryEntry
 from order_service.views import OrderView
 from servicekit.http import (
     cursor_param,

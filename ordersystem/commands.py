@@ -130,9 +130,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from order_service.application import OrderNotFoundError, Orders
+    from order_service.application import Orders
     from order_service.audit import history_table, state_block
     from order_service.settings import Settings
+    from order_service.usecases import OrderNotFoundError
 
     orders = Orders(env=Settings.from_env(os.environ).eventsourcing_env())
     try:

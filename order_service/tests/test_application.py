@@ -8,10 +8,10 @@ from decimal import Decimal
 
 import pytest
 
-from order_service.application import (
+from order_service.application import Orders
+from order_service.usecases import (
     IdempotencyKeyReusedError,
     OrderNotFoundError,
-    Orders,
     Placement,
     PlaceOrder,
 )

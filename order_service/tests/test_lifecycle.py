@@ -12,12 +12,7 @@ import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.utils import get_topic
 
-from order_service.application import (
-    ConcurrentModificationError,
-    Orders,
-    PlaceOrder,
-    VersionMismatchError,
-)
+from order_service.application import Orders
 from order_service.domain import (
     TRANSITIONS,
     InvalidTransitionError,
@@ -27,6 +22,7 @@ from order_service.domain import (
     Status,
 )
 from order_service.tests.conftest import stored_order
+from order_service.usecases import ConcurrentModificationError, PlaceOrder, VersionMismatchError
 from order_service.views import OrderView
 
 COMMANDS = {

@@ -11,12 +11,8 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from order_service.application import (
-    IdempotencyKeyReusedError,
-    Orders,
-    PaymentResult,
-    PlaceOrder,
-)
+from order_service.application import Orders
+from order_service.usecases import IdempotencyKeyReusedError, PaymentResult, PlaceOrder
 from servicekit.application import LoopSaves, open_loop_pool
 from servicekit.postgres import PostgresSettings
 from tests.support import Databases

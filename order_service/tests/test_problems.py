@@ -7,13 +7,6 @@ import uuid
 import pytest
 
 from order_service import routes
-from order_service.application import (
-    ConcurrentModificationError,
-    IdempotencyKeyReusedError,
-    OrderNotFoundError,
-    PlaceOrder,
-    VersionMismatchError,
-)
 from order_service.domain import (
     InvalidOrderError,
     InvalidTransitionError,
@@ -25,6 +18,13 @@ from order_service.domain import (
 from order_service.problems import PROBLEMS, problem_for
 from order_service.requests import parse_place_order
 from order_service.tests.conftest import ORDER, Client, stored_events
+from order_service.usecases import (
+    ConcurrentModificationError,
+    IdempotencyKeyReusedError,
+    OrderNotFoundError,
+    PlaceOrder,
+    VersionMismatchError,
+)
 from servicekit.postgres import PostgresSettings
 
 

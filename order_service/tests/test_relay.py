@@ -12,9 +12,10 @@ import aio_pika
 import pytest
 
 from contracts.codec import decode, encode
-from order_service.application import Orders, PlaceOrder
+from order_service.application import Orders
 from order_service.relay import event_log, relay_settings
 from order_service.settings import Settings
+from order_service.usecases import PlaceOrder
 from servicekit.relay import Relay, relay_lag
 from tests.broker import AMQP_URL, Topology, positions
 from tests.support import Databases, eventually

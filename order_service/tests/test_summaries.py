@@ -11,8 +11,9 @@ import msgspec
 import pytest
 from eventsourcing.persistence import IntegrityError
 
-from order_service.application import Orders, PlaceOrder
+from order_service.application import Orders
 from order_service.domain import Order, Status
+from order_service.usecases import PlaceOrder
 from tests.support import Databases
 
 

@@ -12,10 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from contracts.events import OrderCreatedV1
-from order_service.application import Orders, PlaceOrder
+from order_service.application import Orders
 from order_service.domain import Order, Status
 from order_service.relay import event_log
 from order_service.translation import PUBLIC_TOPICS, to_contract
+from order_service.usecases import PlaceOrder
 from servicekit.eventlog import EVENT_ID_NAMESPACE, EventLog, event_id
 
 
