@@ -12,7 +12,6 @@ from order_service.customers import CustomerNotFoundError, CustomerServiceUnavai
 from order_service.domain import (
     InvalidOrderError,
     InvalidTransitionError,
-    OrderError,
     PaymentRequiredError,
 )
 from order_service.usecases import (
@@ -104,8 +103,6 @@ def _from_mapped(request: Request[Any, Any, Any], exc: Exception) -> Response[Pr
     return problem_response(request, problem_for(exc))
 
 
-# Registered once, by the app: Litestar picks the nearest base of what was raised.
-ORDER_EXCEPTION_HANDLERS: ExceptionHandlersMap = {
-    kind: _from_mapped
-    for kind in (OrderError, CustomerNotFoundError, CustomerServiceUnavailableError)
-}
+# Registered once, by the app, for every kind in the table: Litestar picks the nearest base
+# of what was raised, so a new entry needs nothing here.
+ORDER_EXCEPTION_HANDLERS: ExceptionHandlersMap = {kind: _from_mapped for kind in PROBLEMS}
