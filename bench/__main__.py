@@ -80,6 +80,7 @@ async def measure(quick: bool) -> dict[str, Any]:
             say(f"HTTP and end to end with {label}")
             stack = scenarios.start_stack(databases, prefix, whole=whole)
             try:
+                await stack.queues_declared()
                 results[f"http_{config}"] = await scenarios.http(stack)
                 results[f"end_to_end_{config}"] = await scenarios.end_to_end(
                     stack, seconds=3 if quick else 8

@@ -17,7 +17,6 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +25,7 @@ import psycopg
 from bench import scenarios
 from bench.baseline import stack as baseline
 from bench.load import Result, closed_loop, machine_busy_seconds, open_loop, quiet
-from tests.broker import queue_exists
-from tests.support import Databases, eventually
+from tests.support import Databases
 
 RATES = (50, 100, 200, 400)
 SETTLE_WITHIN = 5.0  # seconds after the load stops: past it, a rate is not sustained
@@ -58,8 +56,7 @@ def order(i: int) -> dict[str, Any]:
 
 async def project(databases: Databases, prefix: str) -> Subject:
     stack = await asyncio.to_thread(scenarios.start_stack, databases, prefix, whole=True)
-    for queue in stack.queues:  # a relay holds back what no queue is bound for yet
-        await eventually(partial(queue_exists, queue), within=30, what=f"queue {queue}")
+    await stack.queues_declared()
     orders = await psycopg.AsyncConnection.connect(stack.orders_db.conninfo(), autocommit=True)
     customers = await psycopg.AsyncConnection.connect(
         stack.customers_db.conninfo(), autocommit=True

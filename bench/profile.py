@@ -19,14 +19,12 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from functools import partial
 from itertools import zip_longest
 from pathlib import Path
 
 from bench import scenarios
 from bench.load import open_loop
-from tests.broker import queue_exists
-from tests.support import Databases, eventually
+from tests.support import Databases
 
 PY_SPY = Path(sys.executable).with_name("py-spy")
 SAMPLES_PER_S = 200
@@ -97,8 +95,7 @@ async def profile(rate: int, seconds: float, into: Path) -> None:
     databases = Databases()
     stack = scenarios.start_stack(databases, scenarios.bench_prefix(), whole=True)
     try:
-        for queue in stack.queues:  # a relay holds back what no queue is bound for yet
-            await eventually(partial(queue_exists, queue), within=30, what=f"queue {queue}")
+        await stack.queues_declared()
         url = f"{stack.orders.url}/api/v1/orders"
         say("warming up")
         await open_loop(url, scenarios._order, rate=rate, seconds=3)

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ from projections.projector import (
 from projections.rebuild import rebuild
 from servicekit.relay import Relay, message
 from servicekit.transcoder import TRANSCODER_ENV
-from tests.broker import AMQP_URL
+from tests.broker import AMQP_URL, queue_exists
 from tests.support import RUN_ID, Databases, ServiceProcess, Worker, eventually, fill_orders
 
 Figures = dict[str, Any]
@@ -126,6 +127,13 @@ class Stack:
             worker.stop()
         for api in (self.orders, self.payments, self.customers):
             api.stop()
+
+    async def queues_declared(self) -> None:
+        """Wait (bounded) until every consumer has declared its queue: a relay holds back
+        what no queue is bound for yet, and a projector started under load would catch up
+        from the feed instead of consuming."""
+        for queue in self.queues:
+            await eventually(partial(queue_exists, queue), within=30, what=f"queue {queue}")
 
     async def delete_messaging(self) -> None:
         """The queues and exchanges this stack's processes declared."""
