@@ -37,12 +37,11 @@ from servicekit.http import (
 from servicekit.problems import (
     EXCEPTION_HANDLERS,
     MALFORMED,
-    FieldError,
     ProblemError,
     problem_spec,
-    validation_failed,
 )
 from servicekit.ratelimit import api_middleware
+from servicekit.validation import BodyValidator
 
 NAME_MAX = 200
 MAX_ID = 2**63 - 1  # bigint
@@ -58,21 +57,7 @@ class NewCustomer(msgspec.Struct, frozen=True, kw_only=True):
     ]
 
 
-def parse_new_customer(body: Any) -> NewCustomer:
-    if not isinstance(body, dict):
-        raise validation_failed([FieldError(field="", message="must be a JSON object")])
-    errors = []
-    for field, limit in (("customer_name", NAME_MAX), ("address", ADDRESS_MAX)):
-        value = body.get(field)
-        if not isinstance(value, str) or not value.strip():
-            errors.append(FieldError(field=field, message="is required and must be a string"))
-        elif len(value) > limit:
-            errors.append(FieldError(field=field, message=f"must be at most {limit} characters"))
-        elif "\x00" in value:
-            errors.append(FieldError(field=field, message="must not contain NUL characters"))
-    if errors:
-        raise validation_failed(errors)
-    return NewCustomer(customer_name=body["customer_name"], address=body["address"])
+parse_new_customer = BodyValidator(NewCustomer)
 
 
 def customer_not_found(customer_id: str) -> ProblemError:

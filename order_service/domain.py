@@ -49,6 +49,7 @@ def order_total(price: Decimal, quantity: int) -> Decimal:
 # The statuses an order may be placed with. Only a paid order ships, and a new order is
 # not paid yet, so it can be neither shipped nor delivered; nor placed already cancelled.
 NEW_ORDER_STATUSES = frozenset({Status.PENDING, Status.CONFIRMED})
+NEW_ORDER_RULE = "a new order is confirmed or pending: it is not paid yet"
 
 
 def rule_violations(
@@ -62,8 +63,7 @@ def rule_violations(
     """Every rule a new order breaks, as (field, message) pairs; None skips a field."""
     broken: list[tuple[str, str]] = []
     if status is not None and status not in NEW_ORDER_STATUSES:
-        allowed = " or ".join(sorted(NEW_ORDER_STATUSES))
-        broken.append(("status", f"a new order is {allowed}: it is not paid yet"))
+        broken.append(("status", NEW_ORDER_RULE))
     if product_name is not None and not product_name.strip():
         broken.append(("product_name", "must not be blank"))
     if product_name is not None and len(product_name) > PRODUCT_NAME_MAX:

@@ -10,6 +10,7 @@ from litestar.types import ExceptionHandlersMap
 
 from order_service.customers import CustomerNotFoundError, CustomerServiceUnavailableError
 from order_service.domain import (
+    NEW_ORDER_RULE,
     InvalidOrderError,
     InvalidTransitionError,
     PaymentRequiredError,
@@ -34,15 +35,13 @@ def order_not_found(order_id: object) -> ProblemError:
     return ProblemError(404, "order_not_found", "No such order", f"order {order_id}")
 
 
-def order_refused(shape: list[FieldError], broken: list[tuple[str, str]]) -> ProblemError:
+def order_refused(errors: list[FieldError]) -> ProblemError:
     """422 for an order that breaks a rule, every broken field listed.
 
-    `shape` holds fields of the wrong type or value, `broken` the order rules a field breaks
-    (`rule_violations`, or what `Order.place` refused). A status a new order may not have is
-    `invalid_status`; anything else is `validation_failed`.
+    A status a new order may not have is `invalid_status`, whether the body's validator or
+    `Order.place` found it; anything else is `validation_failed`.
     """
-    errors = [*shape, *(FieldError(field=field, message=text) for field, text in broken)]
-    if any(field == "status" for field, _ in broken):
+    if FieldError(field="status", message=NEW_ORDER_RULE) in errors:
         return ProblemError(
             422, "invalid_status", "A new order cannot have this status", errors=errors
         )
@@ -63,7 +62,9 @@ def _precondition_failed(exc: VersionMismatchError) -> ProblemError:
 # what a client is told. A test checks that no OrderError is missing.
 PROBLEMS: dict[type[Exception], Callable[[Any], ProblemError]] = {
     OrderNotFoundError: lambda exc: order_not_found(exc.args[0] if exc.args else ""),
-    InvalidOrderError: lambda exc: order_refused([], exc.broken),
+    InvalidOrderError: lambda exc: order_refused(
+        [FieldError(field=field, message=text) for field, text in exc.broken]
+    ),
     InvalidTransitionError: lambda exc: ProblemError(
         409, "invalid_transition", "Not allowed now", str(exc)
     ),

@@ -8,6 +8,7 @@ import pytest
 
 from order_service import routes
 from order_service.domain import (
+    NEW_ORDER_RULE,
     InvalidOrderError,
     InvalidTransitionError,
     OrderError,
@@ -41,7 +42,7 @@ def test_every_order_error_has_a_problem_of_its_own() -> None:
     ("error", "status", "code"),
     [
         (OrderNotFoundError(uuid.uuid4()), 404, "order_not_found"),
-        (InvalidOrderError([("status", "is not new")]), 422, "invalid_status"),
+        (InvalidOrderError([("status", NEW_ORDER_RULE)]), 422, "invalid_status"),
         (InvalidOrderError([("quantity", "is 0")]), 422, "validation_failed"),
         (InvalidTransitionError(Status.DELIVERED, Status.CANCELLED), 409, "invalid_transition"),
         (PaymentRequiredError(PaymentStatus.PENDING), 409, "payment_required"),
