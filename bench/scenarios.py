@@ -25,7 +25,7 @@ from contracts.events import OrderCreatedV1
 from contracts.messaging import dead_letter_names
 from customer_service.projector import queue_name
 from customer_service.store import migrate
-from order_service.application import Orders
+from order_service.application import MIGRATIONS, Orders
 from order_service.domain import Order
 from order_service.relay import event_log, relay_settings
 from order_service.settings import Settings as OrderSettings
@@ -57,7 +57,7 @@ def appends(databases: Databases, *, orders: int = 4000, threads: int = 64) -> F
     figures: Figures = {}
     command = PlaceOrder(customer_id=1, product_name="bench", quantity=1, price=Decimal("1"))
     for mode in ("single", "group"):
-        database = databases.fresh(f"appends_{mode}")
+        database = databases.fresh(f"appends_{mode}", MIGRATIONS)
         env = {**database.eventsourcing_env(), "POSTGRES_POOL_SIZE": str(threads + 4)}
         app = Orders(env=env, group_commit=mode == "group")
         try:
@@ -337,7 +337,7 @@ def _positions(stack: Stack, order_ids: list[str]) -> dict[str, int]:
 
 async def relay(databases: Databases, prefix: str, *, events: int = 20_000) -> Figures:
     """The relay publishing a backlog, beside a plain pipelined publish-with-confirms loop."""
-    database = databases.fresh("bench_relay")
+    database = databases.fresh("bench_relay", MIGRATIONS)
     orders = Orders(env=database.eventsourcing_env())
     fill_orders(orders, events)
     log = event_log(orders)
@@ -468,7 +468,7 @@ class _Quiet:
 
 async def rebuild_from_feed(databases: Databases, *, events: int) -> Figures:
     """A rebuild of orders_count from the order service's feed (over HTTP)."""
-    orders_db, read_db = databases.fresh("bench_feed"), databases.fresh("bench_rebuild")
+    orders_db, read_db = databases.fresh("bench_feed", MIGRATIONS), databases.fresh("bench_rebuild")
     orders = Orders(env=orders_db.eventsourcing_env())
     started = time.monotonic()
     fill_orders(orders, events)

@@ -14,7 +14,7 @@ from functools import partial
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 
-from order_service.application import Orders
+from order_service.application import MIGRATIONS, Orders
 from order_service.customers import CustomerServiceClient
 from order_service.problems import ORDER_EXCEPTION_HANDLERS
 from order_service.relay import RELAY, event_log
@@ -23,9 +23,9 @@ from order_service.settings import Settings
 from servicekit.application import open_loop_pool
 from servicekit.breaker import CircuitBreaker
 from servicekit.health import health_handlers
-from servicekit.postgres import create_application
 from servicekit.problems import EXCEPTION_HANDLERS
 from servicekit.ratelimit import api_middleware
+from servicekit.schema import migrated
 from servicekit.service import event_store_check
 
 
@@ -42,7 +42,7 @@ def create_app(settings: Settings) -> Litestar:
             env=settings.eventsourcing_env(),
             group_commit=settings.commit_mode == "group",
         )
-        app.state.orders = await call(create_application, make, settings.postgres)
+        app.state.orders = await call(migrated, make, settings.postgres, MIGRATIONS)
         app.state.event_log = event_log(app.state.orders)
         saves = await open_loop_pool(settings.postgres.conninfo())  # placing needs no thread
         app.state.orders.saves_from(saves)

@@ -17,7 +17,6 @@ from eventsourcing.utils import get_topic
 
 from order_service.domain import Order
 from order_service.recorders import (
-    SUMMARIES,
     InMemoryOrderRecorder,
     OrderSummaries,
     PostgresOrderRecorder,
@@ -35,13 +34,11 @@ from order_service.usecases import (
 from order_service.views import OrderPage, OrderView
 from servicekit.application import GroupCommitApplication
 from servicekit.groupcommit import commit_splitting_async
-from servicekit.postgres import schema_in_place, skip_table_creation
-from servicekit.recorder import append_function
+from servicekit.schema import event_store_migrations
 from servicekit.transcoder import TRANSCODER_ENV
 
 # Order ids derived from an Idempotency-Key live in their own namespace.
 IDEMPOTENCY_NAMESPACE = UUID("6f1d0c1e-9c7a-4d5e-8a43-2b8f0f7d5e10")
-EVENTS = "orders_events"  # the library names an application's event table after it
 
 
 TRANSITION_ATTEMPTS = 3  # without If-Match, a lost race is retried on the fresh state
@@ -74,8 +71,6 @@ class Orders(GroupCommitApplication[_Unit]):
         if isinstance(self.factory, POPOFactory):
             recorder: InMemoryOrderRecorder | PostgresOrderRecorder = InMemoryOrderRecorder()
         else:
-            if schema_in_place(self.factory, SUMMARIES, "payment_status", append_function(EVENTS)):
-                skip_table_creation(self.factory)  # others may be writing: no DDL on live tables
             constructed = super().construct_recorder()
             if not isinstance(constructed, PostgresOrderRecorder):  # APPLICATION_RECORDER_TOPIC
                 raise TypeError(f"Orders needs PostgresOrderRecorder, not {type(constructed)}")
@@ -275,3 +270,8 @@ class Orders(GroupCommitApplication[_Unit]):
         if version is not None and order.version != version:
             raise OrderNotFoundError(order_id)  # asked for a version the order never reached
         return order
+
+
+# The orders database (servicekit.schema): the events, the summaries beside them, the relay's
+# position. Each process runs it before it opens the database; `ordersystem migrate` too.
+MIGRATIONS = event_store_migrations(Orders)

@@ -11,7 +11,7 @@ from contracts.events import (
     PaymentFailedV1,
     PaymentOutcome,
 )
-from order_service.application import Orders
+from order_service.application import MIGRATIONS, Orders
 from order_service.settings import Settings
 from order_service.usecases import PaymentResult
 from servicekit.consumer import ConsumerSettings, Handler, run_consumer_process
@@ -59,4 +59,6 @@ def consumer_settings(settings: Settings) -> ConsumerSettings:
 async def run_payment_results(settings: Settings) -> None:
     """Record payment outcomes until SIGINT or SIGTERM."""
     make = partial(Orders, env=settings.eventsourcing_env())
-    await run_consumer_process(make, settings.postgres, consumer_settings(settings), handler)
+    await run_consumer_process(
+        make, settings.postgres, MIGRATIONS, consumer_settings(settings), handler
+    )

@@ -129,7 +129,12 @@ def parser() -> argparse.ArgumentParser:
     )
     catalogue.add_argument("--output", default="docs/events.md", help="where to write it")
     catalogue.add_argument("--check", action="store_true", help="only check it is up to date")
-    migrate = add("migrate", cmd_migrate, "create the databases and tables that are missing")
+    migrate = add(
+        "migrate",
+        cmd_migrate,
+        "create the databases and apply the schema steps not applied yet (each process does"
+        " this too as it starts; an up-to-date database takes no DDL)",
+    )
     migrate.add_argument("service", nargs="?", default="all", choices=["all", *sorted(SERVICES)])
     seed = add("seed", cmd_seed, "insert the predefined customers 1..5 (idempotent)")
     seed.add_argument("what", choices=["customers"], help="what to seed")

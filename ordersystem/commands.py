@@ -12,7 +12,6 @@ import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +22,12 @@ from ordersystem.preflight import preflight, report
 
 @dataclass(frozen=True)
 class Service:
-    """An HTTP API: its package, and the module whose `app_from_env` builds its app."""
+    """An HTTP API: its package, the module whose `app_from_env` builds its app, and the
+    module that lists its database's MIGRATIONS."""
 
     package: str
     app_module: str = "api"
+    schema_module: str = "application"
 
     @property
     def factory(self) -> str:
@@ -36,10 +37,14 @@ class Service:
         """The service's own settings (its host and port among them), from `env`."""
         return importlib.import_module(f"{self.package}.settings").Settings.from_env(env)
 
+    def migrations(self) -> Any:
+        """The steps of its database's schema (servicekit.schema)."""
+        return importlib.import_module(f"{self.package}.{self.schema_module}").MIGRATIONS
+
 
 SERVICES = {
     "orders": Service("order_service", "app"),
-    "customers": Service("customer_service"),
+    "customers": Service("customer_service", schema_module="store"),
     "payments": Service("payment_service"),
 }
 # The customer service's read models (customer_service.projector.PROJECTIONS, which a test
@@ -169,30 +174,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    if args.service in ("customers", "all"):
-        from customer_service.settings import Settings as CustomerSettings
-        from customer_service.store import migrate
+    """The one schema step (servicekit.schema), for one service's database or all three."""
+    from servicekit.schema import migrate
 
-        applied = migrate(CustomerSettings.from_env(os.environ).postgres)
-        print(f"customers: {applied} migration(s) applied")
-    if args.service in ("orders", "all"):
-        from order_service.application import Orders
-        from order_service.settings import Settings as OrderSettings
-        from servicekit.postgres import create_application
-
-        settings = OrderSettings.from_env(os.environ)
-        make = partial(Orders, env=settings.eventsourcing_env())
-        create_application(make, settings.postgres).close()  # creates the tables it lacks
-        print("orders: event store and order summaries ready")
-    if args.service in ("payments", "all"):
-        from payment_service.application import Payments
-        from payment_service.settings import Settings as PaymentSettings
-        from servicekit.postgres import create_application
-
-        payment_settings = PaymentSettings.from_env(os.environ)
-        make_payments = partial(Payments, env=payment_settings.eventsourcing_env())
-        create_application(make_payments, payment_settings.postgres).close()
-        print("payments: event store ready")
+    for name in SERVICES if args.service == "all" else (args.service,):
+        service = SERVICES[name]
+        settings = service.settings(os.environ)
+        applied = migrate(settings.postgres, service.migrations())
+        print(f"{name}: {applied} migration(s) applied to database {settings.postgres.dbname}")
     return 0
 
 
@@ -214,6 +203,7 @@ def cmd_run(_: argparse.Namespace) -> int:
     if not all(f.ok for f in findings):
         print(report(findings), file=sys.stderr)
         return 1
+    cmd_migrate(argparse.Namespace(service="all"))  # once, before any process starts
     processes = []
     for name in ("customers", "orders", "payments"):
         settings = SERVICES[name].settings(os.environ)

@@ -16,11 +16,10 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import OpenAPIType
 from litestar.params import FromPath, Parameter
 
-from payment_service.application import PaymentNotFoundError, Payments, PaymentView
+from payment_service.application import MIGRATIONS, PaymentNotFoundError, Payments, PaymentView
 from payment_service.relay import RELAY, event_log
 from payment_service.settings import Settings
 from servicekit.health import health_handlers
-from servicekit.postgres import create_application
 from servicekit.problems import (
     EXCEPTION_HANDLERS,
     MALFORMED,
@@ -30,6 +29,7 @@ from servicekit.problems import (
     validation_failed,
 )
 from servicekit.ratelimit import api_middleware
+from servicekit.schema import migrated
 from servicekit.service import event_store_check
 
 
@@ -96,7 +96,7 @@ def create_app(settings: Settings) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         make = partial(Payments, env=settings.eventsourcing_env())
-        app.state.payments = await asyncio.to_thread(create_application, make, settings.postgres)
+        app.state.payments = await asyncio.to_thread(migrated, make, settings.postgres, MIGRATIONS)
         app.state.event_log = event_log(app.state.payments)
         try:
             yield

@@ -16,12 +16,11 @@ from eventsourcing.utils import get_topic
 from payment_service.domain import Payment
 from servicekit.application import GroupCommitApplication
 from servicekit.groupcommit import commit_splitting_async
-from servicekit.postgres import schema_in_place, skip_table_creation
-from servicekit.recorder import OneTripRecorder, append_function
+from servicekit.recorder import OneTripRecorder
+from servicekit.schema import event_store_migrations
 from servicekit.transcoder import TRANSCODER_ENV
 
 PAYMENT_NAMESPACE = UUID("b7a9c1d3-5e7f-4a1b-9c3d-5e7f9a1b3c5d")
-EVENTS = "payments_events"  # the library names an application's event table after it
 
 
 class PaymentView(msgspec.Struct, frozen=True, kw_only=True):
@@ -81,11 +80,6 @@ class Payments(GroupCommitApplication[list[Any]]):
     name = "payments"
     env = {"APPLICATION_RECORDER_TOPIC": get_topic(OneTripRecorder), **TRANSCODER_ENV}
 
-    def construct_recorder(self) -> Any:
-        if schema_in_place(self.factory, EVENTS, "notification_id", append_function(EVENTS)):
-            skip_table_creation(self.factory)  # others may be writing: no DDL on live tables
-        return super().construct_recorder()
-
     def _save_payment(self, payment: Payment) -> None:
         self.save_unit(list(payment.collect_events()))  # collected once: a retry saves the same
 
@@ -128,3 +122,8 @@ class Payments(GroupCommitApplication[list[Any]]):
             return self.get(payment_id_for(order_id))
         except PaymentNotFoundError:
             return None
+
+
+# The payments database (servicekit.schema): the events and the relay's position. Each
+# process runs it before it opens the database; `ordersystem migrate` too.
+MIGRATIONS = event_store_migrations(Payments)

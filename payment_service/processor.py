@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import partial
 
 from contracts.events import Envelope, IntegrationEvent, OrderCreatedV1
-from payment_service.application import PaymentRequest, Payments
+from payment_service.application import MIGRATIONS, PaymentRequest, Payments
 from payment_service.settings import Settings
 from servicekit.consumer import ConsumerSettings, Handler, run_consumer_process
 from servicekit.service import consumer_settings as subscribed
@@ -43,4 +43,6 @@ def consumer_settings(settings: Settings) -> ConsumerSettings:
 async def run_processor(settings: Settings) -> None:
     """Decide payments until SIGINT or SIGTERM."""
     make = partial(Payments, env=settings.eventsourcing_env())
-    await run_consumer_process(make, settings.postgres, consumer_settings(settings), handler)
+    await run_consumer_process(
+        make, settings.postgres, MIGRATIONS, consumer_settings(settings), handler
+    )

@@ -9,16 +9,11 @@ from typing import Any
 from psycopg import AsyncCursor, sql
 
 
-async def create_counter_table(
-    cur: AsyncCursor[Any], table: str, key: str, key_type: str, count: str
-) -> None:
-    await cur.execute(
-        sql.SQL(
-            "CREATE TABLE IF NOT EXISTS {} ({} {} PRIMARY KEY, {} bigint NOT NULL DEFAULT 0)"
-        ).format(
-            sql.Identifier(table), sql.Identifier(key), sql.SQL(key_type), sql.Identifier(count)
-        )
-    )
+def counter_table(table: str, key: str, key_type: str, count: str) -> sql.Composed:
+    """The table's DDL: a key and its count, created only if it does not exist."""
+    return sql.SQL(
+        "CREATE TABLE IF NOT EXISTS {} ({} {} PRIMARY KEY, {} bigint NOT NULL DEFAULT 0)"
+    ).format(sql.Identifier(table), sql.Identifier(key), sql.SQL(key_type), sql.Identifier(count))
 
 
 async def add_counts(

@@ -6,10 +6,10 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from psycopg import AsyncCursor
+from psycopg import AsyncCursor, sql
 
 from contracts.events import OrderCreatedV1, OrderStatusChanged
-from projections.counters import add_counts, create_counter_table
+from projections.counters import add_counts, counter_table
 from projections.sequencer import Event
 
 
@@ -17,8 +17,8 @@ class OrdersByStatus:
     name = "orders_by_status"
     tables = {"orders_by_status": ("status",)}
 
-    async def create(self, cur: AsyncCursor[Any], suffix: str = "") -> None:
-        await create_counter_table(cur, f"orders_by_status{suffix}", "status", "text", "orders")
+    def schema(self, suffix: str = "") -> sql.Composed:
+        return counter_table(f"orders_by_status{suffix}", "status", "text", "orders")
 
     async def apply(self, cur: AsyncCursor[Any], events: Sequence[Event], suffix: str = "") -> None:
         moves: Counter[str] = Counter()

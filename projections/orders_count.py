@@ -6,10 +6,10 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from psycopg import AsyncCursor
+from psycopg import AsyncCursor, sql
 
 from contracts.events import OrderCreatedV1
-from projections.counters import add_counts, create_counter_table
+from projections.counters import add_counts, counter_table
 from projections.sequencer import Event
 
 
@@ -17,10 +17,8 @@ class OrdersCount:
     name = "orders_count"
     tables = {"orders_count": ("customer_id",)}
 
-    async def create(self, cur: AsyncCursor[Any], suffix: str = "") -> None:
-        await create_counter_table(
-            cur, f"orders_count{suffix}", "customer_id", "bigint", "orders_count"
-        )
+    def schema(self, suffix: str = "") -> sql.Composed:
+        return counter_table(f"orders_count{suffix}", "customer_id", "bigint", "orders_count")
 
     async def apply(self, cur: AsyncCursor[Any], events: Sequence[Event], suffix: str = "") -> None:
         created = Counter(e.data.customer_id for e in events if isinstance(e.data, OrderCreatedV1))

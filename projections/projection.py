@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from psycopg import AsyncCursor
+from psycopg import AsyncCursor, sql
 
 from projections.sequencer import Event
 
@@ -23,8 +23,9 @@ class Projection(Protocol):
     def tables(self) -> Mapping[str, Sequence[str]]:
         """Each read-model table and its key columns (verify compares rows by key)."""
 
-    async def create(self, cur: AsyncCursor[Any], suffix: str = "") -> None:
-        """Create its tables (with `suffix`) if they do not exist."""
+    def schema(self, suffix: str = "") -> sql.Composed:
+        """The DDL of its tables (named with `suffix`), each created only if it does not
+        exist: the schema step runs it for the live tables, a rebuild for its copies."""
 
     async def apply(self, cur: AsyncCursor[Any], events: Sequence[Event], suffix: str = "") -> None:
         """Apply a batch, in order; events of types it does not handle change nothing."""

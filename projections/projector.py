@@ -148,8 +148,7 @@ class Projector:
 
     async def prepare(self, db: psycopg.AsyncConnection[Any]) -> None:
         for projection in self.projections:
-            await ensure_tracking(db, projection.name)
-            await projection.create(db.cursor())
+            await ensure_tracking(db, projection.name)  # its tables are the schema step's
 
     async def _flush(self, db: psycopg.AsyncConnection[Any], batch: list[Message]) -> list[Poison]:
         """Apply a batch in one transaction; what could not be read is returned as poison

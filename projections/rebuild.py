@@ -59,7 +59,7 @@ async def build_copy(
 async def fresh_copy(db: psycopg.AsyncConnection[Any], projection: Projection, suffix: str) -> None:
     for table in projection.tables:
         await db.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table + suffix)))
-    await projection.create(db.cursor(), suffix)
+    await db.execute(projection.schema(suffix))
 
 
 async def rebuild(
@@ -68,7 +68,6 @@ async def rebuild(
     """Rebuild the live tables from the feed; the position the live projector resumes from."""
     async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as db:
         await ensure_tracking(db, projection.name)
-        await projection.create(db.cursor())
         await fresh_copy(db, projection, REBUILD)
         position = await build_copy(db, projection, feed, REBUILD, progress)
         await db.execute(SESSION_LOCK, (projection.name,))  # the live projector pauses here

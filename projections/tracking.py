@@ -15,7 +15,8 @@ from psycopg import AsyncConnection, AsyncCursor
 
 from projections.sequencer import Outcome
 
-DDL = """CREATE TABLE IF NOT EXISTS projection_positions (
+# Created by the schema step (customer_service.store.MIGRATIONS), never by a projector.
+TRACKING_TABLE = """CREATE TABLE IF NOT EXISTS projection_positions (
     name text PRIMARY KEY,
     position bigint NOT NULL DEFAULT 0,
     applied bigint NOT NULL DEFAULT 0,
@@ -29,7 +30,6 @@ SESSION_UNLOCK = "SELECT pg_advisory_unlock(hashtext('projection:' || %s))"
 
 
 async def ensure_tracking(conn: AsyncConnection[Any], name: str) -> None:
-    await conn.execute(DDL)
     await conn.execute(
         "INSERT INTO projection_positions (name) VALUES (%s) ON CONFLICT DO NOTHING", (name,)
     )

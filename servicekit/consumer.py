@@ -14,7 +14,7 @@ reconnects, and the handler's own idempotency drops what it had already done.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -29,7 +29,8 @@ from servicekit.messaging import (
     consume,
     keep_running,
 )
-from servicekit.postgres import PostgresSettings, create_application
+from servicekit.postgres import PostgresSettings
+from servicekit.schema import Step, migrated
 from servicekit.signals import stop_on_signals
 
 App = TypeVar("App", bound=LoopApplication)
@@ -89,12 +90,14 @@ class Consumer:
 async def run_consumer_process(
     make_app: Callable[[], App],
     postgres: PostgresSettings,
+    migrations: Sequence[Step],
     settings: ConsumerSettings,
     handler_for: Callable[[App], Handler],
 ) -> None:
-    """A consumer process: each batch decided against the application, until a signal."""
+    """A consumer process: the database migrated, then each batch decided against the
+    application, until a signal."""
     stopping = stop_on_signals()
-    app = await asyncio.to_thread(create_application, make_app, postgres)
+    app = await asyncio.to_thread(migrated, make_app, postgres, migrations)
     saves = await open_loop_pool(postgres.conninfo())
     app.saves_from(saves)  # the handler saves on the event loop, with no thread
     try:

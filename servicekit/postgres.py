@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import psycopg
-from eventsourcing.postgres import PostgresFactory
 from psycopg import sql
 
 from servicekit.env import env_str, read, setting
@@ -42,7 +41,8 @@ class PostgresSettings:
 
         The library's pool opens its minimum at once, so every process opens 2 connections
         and grows on demand to `pool_size`. The factory is the library's, made to fail fast
-        while the database is unreachable (servicekit.failfast).
+        while the database is unreachable (servicekit.failfast). It creates no tables:
+        the schema step does (servicekit.schema).
         """
         return {
             "PERSISTENCE_MODULE": "servicekit.failfast:PostgresFactory",
@@ -55,6 +55,7 @@ class PostgresSettings:
             "POSTGRES_MAX_OVERFLOW": str(max(0, pool_size - 2)),
             "POSTGRES_CONNECT_TIMEOUT": "5",
             "POSTGRES_PRE_PING": "y",
+            "CREATE_TABLE": "no",
         }
 
     def __repr__(self) -> str:  # never print the password
@@ -77,45 +78,6 @@ def ensure_database(settings: PostgresSettings) -> bool:
 
 
 T = TypeVar("T")
-
-
-def schema_in_place(factory: Any, table: str, column: str, function: str = "") -> bool:
-    """Whether `table.column` (and the function, if named) exist, from the catalog (which
-    takes no lock on the table).
-
-    The library's table creation is idempotent but not harmless: CREATE INDEX IF NOT EXISTS
-    and ALTER TABLE ... ADD COLUMN IF NOT EXISTS lock the table even when there is nothing
-    to do, and a process starting while others write can deadlock with them. When the
-    newest piece of the schema is there, a process skips that DDL altogether.
-    """
-    if not isinstance(factory, PostgresFactory):
-        return False
-    with factory.datastore.get_connection() as conn:
-        found = conn.execute(
-            "SELECT 1 FROM information_schema.columns"
-            " WHERE table_schema = current_schema() AND table_name = %s AND column_name = %s"
-            " AND (%s = '' OR EXISTS (SELECT 1 FROM information_schema.routines"
-            "  WHERE routine_schema = current_schema() AND routine_name = %s))",
-            (table, column, function, function),
-        ).fetchone()
-    return found is not None
-
-
-def skip_table_creation(factory: Any) -> None:
-    factory.env["CREATE_TABLE"] = "no"
-
-
-def create_application(factory: Callable[[], T], settings: PostgresSettings) -> T:
-    """Create the database if missing, then build the application (which creates its tables),
-    one process at a time: processes starting together would otherwise race to create them."""
-    with psycopg.connect(settings.conninfo("postgres"), autocommit=True) as conn:
-        key = f"create:{settings.dbname}"
-        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
-        try:
-            ensure_database(settings)
-            return factory()
-        finally:
-            conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
 
 
 def drop_database(settings: PostgresSettings) -> None:

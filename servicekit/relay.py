@@ -28,7 +28,8 @@ from servicekit.messaging import channel, keep_running
 
 log = logging.getLogger(__name__)
 
-STATE_TABLE = """CREATE TABLE IF NOT EXISTS relay_positions (
+# Created by the schema step (servicekit.schema), never by a relay starting.
+RELAY_TABLE = """CREATE TABLE IF NOT EXISTS relay_positions (
     name text PRIMARY KEY,
     last_published bigint NOT NULL DEFAULT 0,
     updated_at timestamptz NOT NULL DEFAULT now())"""
@@ -93,7 +94,6 @@ async def publish_confirmed(
 
 
 async def published_position(session: psycopg.AsyncConnection[object], name: str) -> int:
-    await session.execute(STATE_TABLE)
     await session.execute(
         "INSERT INTO relay_positions (name) VALUES (%s) ON CONFLICT DO NOTHING", (name,)
     )

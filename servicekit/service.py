@@ -16,8 +16,9 @@ from servicekit.consumer import ConsumerSettings
 from servicekit.eventlog import EventLog, Translate
 from servicekit.health import Check
 from servicekit.messaging import Subscription
-from servicekit.postgres import PostgresSettings, create_application
+from servicekit.postgres import PostgresSettings
 from servicekit.relay import Relay, RelaySettings, relay_lag
+from servicekit.schema import event_store_migrations, migrated
 from servicekit.signals import stop_on_signals
 
 log = logging.getLogger(__name__)
@@ -71,11 +72,12 @@ class ServiceRelay(Generic[App]):
         return Relay(self.event_log(app), self.settings(settings, app))
 
     async def run(self, settings: ServiceSettings) -> None:
-        """The relay process: the application built (tables in place), relaying until
+        """The relay process: the database migrated, the application built, relaying until
         SIGINT or SIGTERM."""
         stopping = stop_on_signals()
         make = partial(self.application, env=settings.eventsourcing_env())
-        app = await asyncio.to_thread(create_application, make, settings.postgres)
+        steps = event_store_migrations(self.application)
+        app = await asyncio.to_thread(migrated, make, settings.postgres, steps)
         relay = self.relay(settings, app)
         try:
             await relay.run(stopping)

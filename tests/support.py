@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -24,6 +24,7 @@ from order_service.domain import Order
 from ordersystem.commands import READ_MODELS
 from ordersystem.preflight import Finding
 from servicekit.postgres import PostgresSettings, drop_database, ensure_database
+from servicekit.schema import Step, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_ID = uuid.uuid4().hex[:8]
@@ -45,10 +46,13 @@ class Databases:
 
     made: list[PostgresSettings] = field(default_factory=list)
 
-    def fresh(self, purpose: str) -> PostgresSettings:
+    def fresh(self, purpose: str, migrations: Sequence[Step] = ()) -> PostgresSettings:
+        """A new database, with the schema step run when `migrations` are given."""
         settings = PostgresSettings(dbname=f"t{RUN_ID}_{purpose}_{len(self.made)}")
         ensure_database(settings)
         self.made.append(settings)
+        if migrations:
+            migrate(settings, migrations)
         return settings
 
     def drop_all(self) -> None:

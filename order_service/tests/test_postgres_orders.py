@@ -7,14 +7,16 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
+from functools import partial
 
 import psycopg
 import pytest
 
-from order_service.application import Orders
+from order_service.application import MIGRATIONS, Orders
 from order_service.usecases import IdempotencyKeyReusedError, PaymentResult, PlaceOrder
 from servicekit.application import LoopSaves, open_loop_pool
 from servicekit.postgres import PostgresSettings
+from servicekit.schema import migrated
 from tests.support import Databases
 
 pytestmark = pytest.mark.integration
@@ -22,7 +24,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def database(databases: Databases) -> PostgresSettings:
-    return databases.fresh("orders")
+    return databases.fresh("orders", MIGRATIONS)
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +128,8 @@ def test_a_process_starting_while_others_write_takes_no_table_lock(
     with psycopg.connect(database.conninfo()) as writer:
         # What every insert transaction holds while it writes.
         writer.execute("LOCK TABLE orders_events IN EXCLUSIVE MODE")
-        starting = pool.submit(Orders, env=database.eventsourcing_env())
+        make = partial(Orders, env=database.eventsourcing_env())
+        starting = pool.submit(migrated, make, database, MIGRATIONS)  # as every process starts
         try:
             started = starting.result(timeout=10)  # DDL would wait here for the writer
         finally:

@@ -12,7 +12,7 @@ import aio_pika
 import pytest
 
 from contracts.codec import decode, encode
-from order_service.application import Orders
+from order_service.application import MIGRATIONS, Orders
 from order_service.relay import event_log, relay_settings
 from order_service.settings import Settings
 from order_service.usecases import PlaceOrder
@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("rabbitmq_up")]
 
 @pytest.fixture
 def settings(databases: Databases) -> Settings:
-    return Settings(postgres=databases.fresh("relay"), relay_page_size=20)
+    return Settings(postgres=databases.fresh("relay", MIGRATIONS), relay_page_size=20)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import msgspec
 import pytest
 from eventsourcing.persistence import IntegrityError
 
-from order_service.application import Orders
+from order_service.application import MIGRATIONS, Orders
 from order_service.domain import Order, Status
 from order_service.usecases import PlaceOrder
 from tests.support import Databases
@@ -25,7 +25,7 @@ def orders(request: pytest.FixtureRequest) -> Iterator[Orders]:
     """One application per recorder for the module; tests keep apart by fresh customer ids."""
     if request.param == "postgres":
         databases: Databases = request.getfixturevalue("databases")
-        env = databases.fresh("summaries").eventsourcing_env()
+        env = databases.fresh("summaries", MIGRATIONS).eventsourcing_env()
     else:
         env = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
     app = Orders(env=env)

@@ -24,6 +24,7 @@ from servicekit.failfast import (
     GuardedPool,
 )
 from servicekit.postgres import PostgresSettings
+from servicekit.schema import event_store_migrations
 from tests.peers import Link
 from tests.support import Databases
 
@@ -90,7 +91,8 @@ def link(postgres_up: None) -> Iterator[Link]:
 
 @pytest.fixture
 def app(databases: Databases, link: Link) -> Iterator[Application[uuid.UUID]]:
-    settings = dataclasses.replace(databases.fresh("failfast"), port=link.port)
+    tables = event_store_migrations(Application)
+    settings = dataclasses.replace(databases.fresh("failfast", tables), port=link.port)
     application = Application[uuid.UUID](env=settings.eventsourcing_env(pool_size=2))
     yield application
     application.close()

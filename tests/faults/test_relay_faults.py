@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import psycopg
 import pytest
 
-from order_service.application import Orders
+from order_service.application import MIGRATIONS, Orders
 from servicekit.postgres import PostgresSettings
 from tests.broker import Delivery, Topology, positions, rabbitmqctl
 from tests.support import Databases, eventually, fill_orders, relay_process
@@ -21,7 +21,7 @@ PAGE = 50
 
 @pytest.fixture
 def database(databases: Databases) -> PostgresSettings:
-    return databases.fresh("relay_faults")
+    return databases.fresh("relay_faults", MIGRATIONS)
 
 
 @pytest.fixture
