@@ -11,7 +11,6 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Litestar, Request, Response, get, post
 from litestar.datastructures import State
-from litestar.openapi import OpenAPIConfig
 from litestar.params import FromPath, Parameter
 from psycopg_pool import AsyncConnectionPool
 
@@ -20,8 +19,8 @@ from customer_service.projector import projection_health
 from customer_service.settings import Settings
 from customer_service.store import CustomerStore, migrate, seed
 from projections.feed import FeedClient
+from servicekit.api import service_app
 from servicekit.auth import require_token
-from servicekit.health import health_handlers
 from servicekit.http import (
     NON_BLANK_TEXT,
     cursor_param,
@@ -35,12 +34,10 @@ from servicekit.http import (
     whole_number_query,
 )
 from servicekit.problems import (
-    EXCEPTION_HANDLERS,
     MALFORMED,
     ProblemError,
     problem_spec,
 )
-from servicekit.ratelimit import api_middleware
 from servicekit.validation import BodyValidator
 
 NAME_MAX = 200
@@ -151,19 +148,13 @@ def create_app(settings: Settings) -> Litestar:
     async def orders_count() -> dict[str, Any]:
         return await projection_health(settings, app.state.feed)
 
-    app = Litestar(
-        route_handlers=[
-            get_customer,
-            list_customers,
-            create_customer,
-            *health_handlers({"postgres": database, "orders_count_projection": orders_count}),
-        ],
-        lifespan=[lifespan],
-        exception_handlers=EXCEPTION_HANDLERS,
-        middleware=api_middleware(settings.rate_limit),
+    app = service_app(
+        "Customer service",
+        [get_customer, list_customers, create_customer],
+        lifespan=lifespan,
+        rate_limit=settings.rate_limit,
+        readiness={"postgres": database, "orders_count_projection": orders_count},
         guards=require_token(settings.api_token),
-        openapi_config=OpenAPIConfig(title="Customer service", version="1.0.0"),
-        request_max_body_size=64 * 1024,
     )
     return app
 

@@ -12,7 +12,6 @@ from contextlib import asynccontextmanager
 from functools import partial
 
 from litestar import Litestar
-from litestar.openapi import OpenAPIConfig
 
 from order_service.application import MIGRATIONS, Orders
 from order_service.customers import CustomerServiceClient
@@ -20,11 +19,9 @@ from order_service.problems import ORDER_EXCEPTION_HANDLERS
 from order_service.relay import RELAY, event_log
 from order_service.routes import ROUTES, call, orders
 from order_service.settings import Settings
+from servicekit.api import service_app
 from servicekit.application import open_loop_pool
 from servicekit.breaker import CircuitBreaker
-from servicekit.health import health_handlers
-from servicekit.problems import EXCEPTION_HANDLERS
-from servicekit.ratelimit import api_middleware
 from servicekit.schema import migrated
 from servicekit.service import event_store_check
 
@@ -66,16 +63,14 @@ def create_app(settings: Settings) -> Litestar:
     readiness = {"postgres": event_store_check(lambda: orders(app.state))}
     relay = RELAY.lag_report(settings, lambda: app.state.event_log)
     return (
-        app := Litestar(
-            route_handlers=[
-                *ROUTES,
-                *health_handlers(readiness, reports={"relay": relay}),
-            ],
-            lifespan=[lifespan],
-            exception_handlers={**EXCEPTION_HANDLERS, **ORDER_EXCEPTION_HANDLERS},
-            middleware=api_middleware(settings.rate_limit),
-            openapi_config=OpenAPIConfig(title="Order service", version="1.0.0"),
-            request_max_body_size=64 * 1024,
+        app := service_app(
+            "Order service",
+            ROUTES,
+            lifespan=lifespan,
+            rate_limit=settings.rate_limit,
+            readiness=readiness,
+            reports={"relay": relay},
+            problems=ORDER_EXCEPTION_HANDLERS,
         )
     )
 

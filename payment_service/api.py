@@ -12,23 +12,20 @@ from uuid import UUID
 
 from litestar import Litestar, get
 from litestar.datastructures import State
-from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import OpenAPIType
 from litestar.params import FromPath, Parameter
 
 from payment_service.application import MIGRATIONS, PaymentNotFoundError, Payments, PaymentView
 from payment_service.relay import RELAY, event_log
 from payment_service.settings import Settings
-from servicekit.health import health_handlers
+from servicekit.api import service_app
 from servicekit.problems import (
-    EXCEPTION_HANDLERS,
     MALFORMED,
     FieldError,
     ProblemError,
     problem_spec,
     validation_failed,
 )
-from servicekit.ratelimit import api_middleware
 from servicekit.schema import migrated
 from servicekit.service import event_store_check
 
@@ -106,17 +103,13 @@ def create_app(settings: Settings) -> Litestar:
     readiness = {"postgres": event_store_check(lambda: payments(app.state))}
     relay = RELAY.lag_report(settings, lambda: app.state.event_log)
 
-    app = Litestar(
-        route_handlers=[
-            get_payment,
-            payments_of_order,
-            *health_handlers(readiness, reports={"relay": relay}),
-        ],
-        lifespan=[lifespan],
-        exception_handlers=EXCEPTION_HANDLERS,
-        middleware=api_middleware(settings.rate_limit),
-        openapi_config=OpenAPIConfig(title="Payment service", version="1.0.0"),
-        request_max_body_size=64 * 1024,
+    app = service_app(
+        "Payment service",
+        [get_payment, payments_of_order],
+        lifespan=lifespan,
+        rate_limit=settings.rate_limit,
+        readiness=readiness,
+        reports={"relay": relay},
     )
     return app
 
