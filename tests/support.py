@@ -17,6 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
 from order_service.application import Orders
@@ -58,6 +59,15 @@ class Databases:
     def drop_all(self) -> None:
         for settings in self.made:
             drop_database(settings)
+
+
+def tables(settings: PostgresSettings) -> set[str]:
+    """The tables of a database's public schema."""
+    with psycopg.connect(settings.conninfo()) as conn:
+        rows = conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+        )
+        return {row[0] for row in rows}
 
 
 def ordersystem(

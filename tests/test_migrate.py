@@ -4,21 +4,12 @@ from __future__ import annotations
 
 import uuid
 
-import psycopg
 import pytest
 
 from servicekit.postgres import PostgresSettings
-from tests.support import Databases, ordersystem
+from tests.support import Databases, ordersystem, tables
 
 pytestmark = pytest.mark.integration
-
-
-def tables(settings: PostgresSettings) -> set[str]:
-    with psycopg.connect(settings.conninfo()) as conn:
-        rows = conn.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
-        )
-        return {row[0] for row in rows}
 
 
 def test_migrate_makes_every_database_a_process_needs_and_a_second_run_changes_nothing(

@@ -11,17 +11,9 @@ from eventsourcing.application import Application
 
 from servicekit.postgres import PostgresSettings
 from servicekit.schema import Step, event_store_migrations, migrate, migrated
-from tests.support import Databases
+from tests.support import Databases, tables
 
 pytestmark = pytest.mark.integration
-
-
-def tables(settings: PostgresSettings) -> set[str]:
-    with psycopg.connect(settings.conninfo()) as conn:
-        rows = conn.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
-        )
-        return {row[0] for row in rows}
 
 
 def test_steps_are_applied_once_and_a_step_appended_later_alone(databases: Databases) -> None:
