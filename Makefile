@@ -43,7 +43,7 @@ faults: $(STAMP) ## the fault suite at full size, three times in a row: writes d
 FUZZ_EXAMPLES ?= 3000
 fuzz: $(STAMP) ## hostile bytes to every endpoint, FUZZ_EXAMPLES each (make test sends 300), drawn anew
 	$(BIN)/ordersystem preflight
-	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_RANDOM=1 $(BIN)/pytest -q -p no:cacheprovider tests/e2e/test_fuzz.py
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_RANDOM=1 $(BIN)/pytest -q -p no:cacheprovider tests/e2e/fuzz
 
 bench: $(STAMP) ## benchmarks, side by side with the baseline (about half an hour): writes docs/benchmarks.md
 	$(BIN)/ordersystem preflight
