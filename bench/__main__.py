@@ -22,7 +22,8 @@ from typing import Any
 
 import psycopg
 
-from bench import compare, scenarios
+from bench import compare, read_scenarios, scenarios, stack_scenarios
+from bench.stack import start_stack
 from servicekit.postgres import PostgresSettings
 from tests.support import Databases
 
@@ -78,11 +79,11 @@ async def measure(quick: bool) -> dict[str, Any]:
         for config, whole in (("path", False), ("whole", True)):
             label = "the whole system" if whole else "the order path"
             say(f"HTTP and end to end with {label}")
-            stack = scenarios.start_stack(databases, prefix, whole=whole)
+            stack = start_stack(databases, prefix, whole=whole)
             try:
                 await stack.queues_declared()
-                results[f"http_{config}"] = await scenarios.http(stack)
-                results[f"end_to_end_{config}"] = await scenarios.end_to_end(
+                results[f"http_{config}"] = await stack_scenarios.http(stack)
+                results[f"end_to_end_{config}"] = await stack_scenarios.end_to_end(
                     stack, seconds=3 if quick else 8
                 )
                 results[f"memory_{config}"] = stack.peak_memory_mb()
@@ -94,12 +95,12 @@ async def measure(quick: bool) -> dict[str, Any]:
             databases, prefix, events=2000 if quick else 20_000
         )
         say("projection catch-up beside a plain consume loop")
-        results["projection"] = await scenarios.projection(
+        results["projection"] = await read_scenarios.projection(
             databases, prefix, backlog=5000 if quick else 100_000
         )
         events = int(os.environ.get("BENCH_REBUILD_EVENTS", 20_000 if quick else 1_000_000))
         say(f"rebuild of {events:,} events from the feed (filling the store first)")
-        results["rebuild"] = await scenarios.rebuild_from_feed(databases, events=events)
+        results["rebuild"] = await read_scenarios.rebuild_from_feed(databases, events=events)
     finally:
         databases.drop_all()
     return results

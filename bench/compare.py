@@ -22,9 +22,9 @@ from typing import Any
 
 import psycopg
 
-from bench import scenarios
 from bench.baseline import stack as baseline
 from bench.load import Result, closed_loop, machine_busy_seconds, open_loop, quiet
+from bench.stack import cpu_seconds, start_stack
 from tests.support import Databases
 
 RATES = (50, 100, 200, 400)
@@ -55,7 +55,7 @@ def order(i: int) -> dict[str, Any]:
 
 
 async def project(databases: Databases, prefix: str) -> Subject:
-    stack = await asyncio.to_thread(scenarios.start_stack, databases, prefix, whole=True)
+    stack = await asyncio.to_thread(start_stack, databases, prefix, whole=True)
     await stack.queues_declared()
     orders = await psycopg.AsyncConnection.connect(stack.orders_db.conninfo(), autocommit=True)
     customers = await psycopg.AsyncConnection.connect(
@@ -177,7 +177,7 @@ async def load(subject: Subject, *, rate: float | None, seconds: float) -> dict[
     await quiet()
     url = f"{subject.orders_url}/api/v1/orders"
     families = subject.pids()
-    cpu_before = {name: scenarios.cpu_seconds(pids) for name, pids in families.items()}
+    cpu_before = {name: cpu_seconds(pids) for name, pids in families.items()}
     machine_before, started = machine_busy_seconds(), time.monotonic()
     result, done = Result(), asyncio.Event()
     watch = Watch(result)
@@ -193,7 +193,7 @@ async def load(subject: Subject, *, rate: float | None, seconds: float) -> dict[
     orders = max(1, result.ok)
     counted, settled = watch.latencies(watch.counted_at), watch.latencies(watch.settled_at)
     cpu = {
-        name: (scenarios.cpu_seconds(pids) - cpu_before[name]) * 1000 / orders
+        name: (cpu_seconds(pids) - cpu_before[name]) * 1000 / orders
         for name, pids in families.items()
     }
     return {

@@ -22,8 +22,9 @@ from collections import Counter
 from itertools import zip_longest
 from pathlib import Path
 
-from bench import scenarios
+from bench import scenarios, stack_scenarios
 from bench.load import open_loop
+from bench.stack import cpu_seconds, start_stack
 from tests.support import Databases
 
 PY_SPY = Path(sys.executable).with_name("py-spy")
@@ -93,26 +94,24 @@ def main() -> int:
 
 async def profile(rate: int, seconds: float, into: Path) -> None:
     databases = Databases()
-    stack = scenarios.start_stack(databases, scenarios.bench_prefix(), whole=True)
+    stack = start_stack(databases, scenarios.bench_prefix(), whole=True)
     try:
         await stack.queues_declared()
         url = f"{stack.orders.url}/api/v1/orders"
         say("warming up")
-        await open_loop(url, scenarios._order, rate=rate, seconds=3)
+        await open_loop(url, stack_scenarios._order, rate=rate, seconds=3)
         families = {
             name: pids
             for name, pids in stack.pids().items()
             if name not in {"postgres (all backends)", "rabbitmq", "load generator"}
         }
-        before = {name: scenarios.cpu_seconds(pids) for name, pids in stack.pids().items()}
+        before = {name: cpu_seconds(pids) for name, pids in stack.pids().items()}
         say(f"{rate} orders/s for {seconds:.0f} s, sampling {len(families)} processes")
         samplers = {name: record(name, pids[0], seconds, into) for name, pids in families.items()}
-        result = await open_loop(url, scenarios._order, rate=rate, seconds=seconds)
+        result = await open_loop(url, stack_scenarios._order, rate=rate, seconds=seconds)
         for sampler in samplers.values():
             sampler.wait(timeout=60)
-        spent = {
-            name: scenarios.cpu_seconds(pids) - before[name] for name, pids in stack.pids().items()
-        }
+        spent = {name: cpu_seconds(pids) - before[name] for name, pids in stack.pids().items()}
     finally:
         stack.stop()
         await stack.delete_messaging()

@@ -1,6 +1,6 @@
 """The whole baseline as processes on free ports (benchmark fixture), for `make bench`.
 
-Mirrors bench/scenarios.py's `Stack` and `start_stack`: `start_stack(prefix, whole=...)`
+Mirrors bench/stack.py's `Stack` and `start_stack`: `start_stack(prefix, whole=...)`
 returns once every process is up; `stack.orders.url` is where the load goes, `stack.pids()`
 names every process (with granian's workers) for CPU accounting from /proc, and
 `stack.remove()` stops the processes and deletes the databases, exchanges and queues.
