@@ -22,7 +22,7 @@ from typing import Any
 
 import psycopg
 
-from bench import compare, read_scenarios, scenarios, stack_scenarios
+from bench import compare, compare_report, read_scenarios, scenarios, stack_scenarios
 from bench.stack import start_stack
 from servicekit.postgres import PostgresSettings
 from tests.support import Databases
@@ -193,12 +193,12 @@ def comparison(runs: dict[str, list[dict[str, Any]]], plot: str) -> list[str]:
         "POST rate after which everything is counted and settled within"
         f" {compare.SETTLE_WITHIN:.0f} s.",
         "",
-        *compare.table(runs),
+        *compare_report.table(runs),
         "",
         f"![CPU per order and POST p99 against the rate]({plot})",
         "",
-        *compare.cpu_table(runs, 100),
-        *compare.cpu_table(runs, 200),
+        *compare_report.cpu_table(runs, 100),
+        *compare_report.cpu_table(runs, 200),
     ]
 
 
@@ -285,11 +285,11 @@ def main() -> int:
     results = asyncio.run(measure(quick))
     text = report(results)
     if quick:
-        compare.plot(results["compare"], QUICK_PLOT)
+        compare_report.plot(results["compare"], QUICK_PLOT)
         print(text)
         say(f"quick run: docs/benchmarks.md left as it was (the plot is in {QUICK_PLOT})")
     else:
-        compare.plot(results["compare"], PLOT)
+        compare_report.plot(results["compare"], PLOT)
         DOCS.write_text(text + NOTES_MARKER + _kept_notes())
         say(f"wrote {DOCS}")
     print(results, file=sys.stderr)

@@ -8,127 +8,28 @@ and until its payment outcome is recorded, and the CPU used per order by every p
 and by the whole machine (from /proc), over the load and until everything was settled.
 Saturation is the highest POST rate the whole pipeline sustains: every order counted and
 settled within SETTLE_WITHIN seconds of the load stopping.
+
+The two systems are in bench/subjects.py, the tables and the plot in bench/compare_report.py.
+bench/ab.py's measuring script, run on every revision it compares, calls `project`, `order`,
+`open_loop` and `load` from this module, so they are all to be found here.
 """
 
 from __future__ import annotations
 
 import asyncio
-import statistics
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import psycopg
-
-from bench.baseline import stack as baseline
 from bench.load import Result, closed_loop, machine_busy_seconds, open_loop, quiet
-from bench.stack import cpu_seconds, start_stack
+from bench.stack import cpu_seconds
+from bench.subjects import Subject, conventional, order, project
 from tests.support import Databases
 
 RATES = (50, 100, 200, 400)
 SETTLE_WITHIN = 5.0  # seconds after the load stops: past it, a rate is not sustained
 SAMPLE = 0.005  # seconds between two looks at what is counted and settled
-Among = Callable[[list[str]], Awaitable[set[str]]]
-
-
-@dataclass
-class Subject:
-    """One system under load: where orders go, its processes, and how to see an order
-    counted and settled."""
-
-    name: str
-    orders_url: str
-    pids: Callable[[], dict[str, list[int]]]
-    counted: Among
-    settled: Among
-    close: Callable[[], Awaitable[None]]
-
-
-def order(i: int) -> dict[str, Any]:
-    price = "1200.00" if i % 10 == 0 else "9.99"  # some payments fail, as in real traffic
-    return {"customer_id": 1 + i % 5, "product_name": "bench", "quantity": 1, "price": price}
-
-
-# --- the two systems ------------------------------------------------------------------
-
-
-async def project(databases: Databases, prefix: str) -> Subject:
-    stack = await asyncio.to_thread(start_stack, databases, prefix, whole=True)
-    await stack.queues_declared()
-    orders = await psycopg.AsyncConnection.connect(stack.orders_db.conninfo(), autocommit=True)
-    customers = await psycopg.AsyncConnection.connect(
-        stack.customers_db.conninfo(), autocommit=True
-    )
-    positions: dict[str, int] = {}
-
-    async def counted(ids: list[str]) -> set[str]:
-        unknown = [i for i in ids if i not in positions]
-        if unknown:
-            rows = await (
-                await orders.execute(
-                    "SELECT originator_id::text, notification_id FROM orders_events"
-                    " WHERE originator_version = 1 AND originator_id = ANY(%s::uuid[])",
-                    (unknown,),
-                )
-            ).fetchall()
-            positions.update({order_id: int(position) for order_id, position in rows})
-        row = await (
-            await customers.execute(
-                "SELECT position FROM projection_positions WHERE name = 'orders_count'"
-            )
-        ).fetchone()
-        applied = int(row[0]) if row else 0
-        return {i for i in ids if positions.get(i, applied + 1) <= applied}
-
-    async def settled(ids: list[str]) -> set[str]:
-        rows = await (
-            await orders.execute(
-                "SELECT id::text FROM order_summaries"
-                " WHERE payment_status <> 'pending' AND id = ANY(%s::uuid[])",
-                (ids,),
-            )
-        ).fetchall()
-        return {r[0] for r in rows}
-
-    async def close() -> None:
-        await orders.close()
-        await customers.close()
-        await asyncio.to_thread(stack.stop)
-        await stack.delete_messaging()
-
-    return Subject("project", stack.orders.url, stack.pids, counted, settled, close)
-
-
-async def conventional(prefix: str) -> Subject:
-    stack = await asyncio.to_thread(baseline.start_stack, f"{prefix}.baseline")
-    orders = await psycopg.AsyncConnection.connect(stack.conninfo("orders"), autocommit=True)
-    customers = await psycopg.AsyncConnection.connect(stack.conninfo("customers"), autocommit=True)
-
-    def among(conn: psycopg.AsyncConnection[Any], query: str) -> Among:
-        async def found(ids: list[str]) -> set[str]:
-            rows = await (await conn.execute(query, (ids,))).fetchall()
-            return {r[0] for r in rows}
-
-        return found
-
-    async def close() -> None:
-        await orders.close()
-        await customers.close()
-        await asyncio.to_thread(stack.remove)
-
-    return Subject(
-        "baseline",
-        stack.orders.url,
-        stack.pids,
-        among(customers, baseline.COUNTED_AMONG),
-        among(orders, baseline.SETTLED_AMONG),
-        close,
-    )
-
-
-# --- measuring ----------------------------------------------------------------------
 
 
 @dataclass
@@ -268,116 +169,3 @@ async def compare(
             finally:
                 await subject.close()
     return runs
-
-
-# --- reporting ----------------------------------------------------------------------
-
-# (label, key in a load's figures, which load, lower is better)
-FIGURES: list[tuple[str, str, str, bool]] = [
-    *(
-        (f"POST {which} at {rate}/s (ms)", f"post_{which}_ms", f"rate_{rate}", True)
-        for rate in RATES
-        for which in ("p50", "p99")
-    ),
-    *(
-        (
-            f"POST to orders_count visible, {which} at {rate}/s (ms)",
-            f"counted_{which}_ms",
-            f"rate_{rate}",
-            True,
-        )
-        for rate in RATES
-        for which in ("p50", "p99")
-    ),
-    *(
-        (
-            f"POST to payment settled, {which} at {rate}/s (ms)",
-            f"settled_{which}_ms",
-            f"rate_{rate}",
-            True,
-        )
-        for rate in RATES
-        for which in ("p50", "p99")
-    ),
-    *(
-        (
-            f"CPU per order, whole machine, at {rate}/s (ms)",
-            "machine_cpu_ms_per_order",
-            f"rate_{rate}",
-            True,
-        )
-        for rate in RATES
-    ),
-    (
-        "POST saturation, 64 clients, closed loop (orders/s)",
-        "closed_loop_per_s",
-        "saturation",
-        False,
-    ),
-    (
-        "saturation, sustained by the whole pipeline (orders/s)",
-        "achieved_per_s",
-        "saturation",
-        False,
-    ),
-]
-
-
-def spread(values: list[float]) -> str:
-    return f"{min(values):,.1f}-{max(values):,.1f}"
-
-
-def table(runs: dict[str, list[dict[str, Any]]]) -> list[str]:
-    lines = [
-        "| figure | this project (median; range) | baseline (median; range)"
-        " | ratio project / baseline | project ahead |",
-        "| --- | --- | --- | --- | --- |",
-    ]
-    for label, key, which, lower_better in FIGURES:
-        ours = [r[which][key] for r in runs["project"]]
-        theirs = [r[which][key] for r in runs["baseline"]]
-        a, b = statistics.median(ours), statistics.median(theirs)
-        ratio = a / b if b else float("inf")
-        ahead = a < b if lower_better else a > b
-        lines.append(
-            f"| {label} | {a:,.1f}; {spread(ours)} | {b:,.1f}; {spread(theirs)}"
-            f" | {ratio:.2f} | {'yes' if ahead else '**no**'} |"
-        )
-    return lines
-
-
-def cpu_table(runs: dict[str, list[dict[str, Any]]], rate: int) -> list[str]:
-    lines = [f"CPU per order at {rate}/s, by process (ms, median of the rounds):", ""]
-    for system, measured in runs.items():
-        per_process: dict[str, list[float]] = {}
-        for run in measured:
-            for name, ms in run[f"rate_{rate}"]["cpu_ms_per_order"].items():
-                per_process.setdefault(name, []).append(ms)
-        shares = sorted(((statistics.median(v), n) for n, v in per_process.items()), reverse=True)
-        lines.append(f"- {system}: " + ", ".join(f"{n} {ms:.2f}" for ms, n in shares if ms >= 0.05))
-    return [*lines, ""]
-
-
-def plot(runs: dict[str, list[dict[str, Any]]], target: Path) -> None:
-    """CPU per order and POST p99 against the rate, both systems, as one PNG."""
-    import matplotlib  # here: only make bench needs it
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-
-    figure, (cpu, p99) = pyplot.subplots(1, 2, figsize=(10, 4))
-    for system, measured in runs.items():
-        for axis, key in ((cpu, "machine_cpu_ms_per_order"), (p99, "post_p99_ms")):
-            medians = [
-                statistics.median(r[f"rate_{rate}"][key] for r in measured) for rate in RATES
-            ]
-            axis.plot(RATES, medians, marker="o", label=system)
-    cpu.set(xlabel="orders/s (open loop)", ylabel="CPU ms per order, whole machine", xscale="log")
-    p99.set(xlabel="orders/s (open loop)", ylabel="POST p99 (ms)", xscale="log")
-    for axis in (cpu, p99):
-        axis.minorticks_off()
-        axis.set_xticks(RATES, [str(r) for r in RATES])
-        axis.legend()
-        axis.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(target, dpi=100)
