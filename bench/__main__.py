@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import compare, compare_report, read_scenarios, scenarios, stack_scenarios
+from bench import compare, compare_report, explain, read_scenarios, scenarios, stack_scenarios
 from bench.report import DOCS, PLOT, report
 from bench.stack import start_stack
 from tests.support import Databases
@@ -76,7 +76,8 @@ async def measure(quick: bool) -> dict[str, Any]:
     return results
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    explain(__doc__, "python -m bench", argv)
     logging.basicConfig(level=logging.WARNING)
     quick = os.environ.get("BENCH_QUICK") == "1"
     results = asyncio.run(measure(quick))

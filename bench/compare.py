@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.load import Result, closed_loop, machine_busy_seconds, open_loop, quiet
-from bench.stack import cpu_seconds
+from bench.procfs import cpu_seconds
 from bench.subjects import Subject, conventional, order, project
 from tests.support import Databases
 

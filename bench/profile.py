@@ -22,9 +22,10 @@ from collections import Counter
 from itertools import zip_longest
 from pathlib import Path
 
-from bench import scenarios, stack_scenarios
+from bench import explain, scenarios, stack_scenarios
 from bench.load import open_loop
-from bench.stack import cpu_seconds, start_stack
+from bench.procfs import cpu_seconds
+from bench.stack import start_stack
 from tests.support import Databases
 
 PY_SPY = Path(sys.executable).with_name("py-spy")
@@ -81,6 +82,7 @@ def is_ours(frame: str) -> bool:
 
 
 def main() -> int:
+    explain(__doc__, "python -m bench.profile")
     rate = int(os.environ.get("PROFILE_RATE", "100"))
     seconds = float(os.environ.get("PROFILE_SECONDS", "20"))
     into = Path(os.environ.get("PROFILE_DIR", Path(tempfile.gettempdir()) / "ordersystem-profile"))
@@ -99,7 +101,7 @@ async def profile(rate: int, seconds: float, into: Path) -> None:
         await stack.queues_declared()
         url = f"{stack.orders.url}/api/v1/orders"
         say("warming up")
-        await open_loop(url, stack_scenarios._order, rate=rate, seconds=3)
+        await open_loop(url, stack_scenarios.order_body, rate=rate, seconds=3)
         families = {
             name: pids
             for name, pids in stack.pids().items()
@@ -108,7 +110,7 @@ async def profile(rate: int, seconds: float, into: Path) -> None:
         before = {name: cpu_seconds(pids) for name, pids in stack.pids().items()}
         say(f"{rate} orders/s for {seconds:.0f} s, sampling {len(families)} processes")
         samplers = {name: record(name, pids[0], seconds, into) for name, pids in families.items()}
-        result = await open_loop(url, stack_scenarios._order, rate=rate, seconds=seconds)
+        result = await open_loop(url, stack_scenarios.order_body, rate=rate, seconds=seconds)
         for sampler in samplers.values():
             sampler.wait(timeout=60)
         spent = {name: cpu_seconds(pids) - before[name] for name, pids in stack.pids().items()}

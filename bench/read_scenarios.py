@@ -10,8 +10,8 @@ from decimal import Decimal
 
 import aio_pika
 
+from bench.procfs import peak_rss_mb, with_children
 from bench.scenarios import Figures
-from bench.stack import _peak_rss_mb
 from contracts.codec import encode, envelope
 from contracts.events import OrderCreatedV1
 from contracts.messaging import dead_letter_names
@@ -137,7 +137,7 @@ async def rebuild_from_feed(databases: Databases, *, events: int) -> Figures:
         started = time.monotonic()
         await rebuild(read_db.conninfo(), OrdersCount(), feed, _Quiet())
         seconds = time.monotonic() - started
-        peak = _peak_rss_mb(api.process.pid) if api.process else 0.0
+        peak = peak_rss_mb(with_children(api.process.pid)) if api.process else 0.0
     finally:
         await feed.aclose()
         api.stop()

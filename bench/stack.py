@@ -10,6 +10,7 @@ from typing import Any
 
 import aio_pika
 
+from bench.procfs import peak_rss_mb, pids_named, with_children
 from customer_service.projector import queue_name
 from ordersystem.commands import READ_MODELS
 from tests.broker import AMQP_URL, queue_exists
@@ -60,7 +61,11 @@ class Stack:
             "payments API": self.payments.process,
         }
         processes |= {" ".join(w.command): w.process for w in self.workers}
-        return {name: _peak_rss_mb(p.pid) for name, p in processes.items() if p is not None}
+        return {
+            name: peak_rss_mb(with_children(p.pid))
+            for name, p in processes.items()
+            if p is not None
+        }
 
     def pids(self) -> dict[str, list[int]]:
         """Every process of the stack with its workers, and the servers it uses."""
@@ -68,8 +73,8 @@ class Stack:
         named |= {"payments API": self.payments.process}
         named |= {" ".join(w.command): w.process for w in self.workers}
         found = {name: _family(p.pid) for name, p in named.items() if p is not None}
-        found["postgres (all backends)"] = _pids_named("postgres")
-        found["rabbitmq"] = _pids_named("beam.smp")
+        found["postgres (all backends)"] = pids_named("postgres")
+        found["rabbitmq"] = pids_named("beam.smp")
         found["load generator"] = [os.getpid()]
         return found
 
@@ -77,45 +82,6 @@ class Stack:
 def _family(pid: int) -> list[int]:
     children = Path(f"/proc/{pid}/task/{pid}/children")
     return [pid, *(int(c) for c in children.read_text().split())] if children.exists() else [pid]
-
-
-def _pids_named(name: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().strip() == name:
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time used so far by these processes."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
-    return total
-
-
-def _peak_rss_mb(pid: int) -> float:
-    """The largest peak resident size among a process and its children (granian workers)."""
-    pids = [pid]
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    if children.exists():
-        pids += [int(c) for c in children.read_text().split()]
-    peaks = []
-    for one in pids:
-        for line in Path(f"/proc/{one}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                peaks.append(int(line.split()[1]) / 1024)
-    return max(peaks, default=0.0)
 
 
 def start_stack(databases: Databases, prefix: str, *, whole: bool) -> Stack:

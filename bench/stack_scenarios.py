@@ -9,24 +9,25 @@ from typing import Any
 import psycopg
 
 from bench.load import Result, closed_loop, open_loop, quiet
+from bench.procfs import cpu_seconds
 from bench.scenarios import Figures
-from bench.stack import Stack, cpu_seconds
+from bench.stack import Stack
 from tests.support import eventually
 
 
-def _order(i: int) -> dict[str, Any]:
+def order_body(i: int) -> dict[str, Any]:
     return {"customer_id": 1 + i % 5, "product_name": "bench", "quantity": 1, "price": "9.99"}
 
 
 async def http(stack: Stack) -> Figures:
     """POST /api/v1/orders: saturation throughput, then latency at fixed rates."""
     url = f"{stack.orders.url}/api/v1/orders"
-    await open_loop(url, _order, rate=200, seconds=2)  # warm up
+    await open_loop(url, order_body, rate=200, seconds=2)  # warm up
     figures: Figures = {}
     families = stack.pids()
     before = {name: cpu_seconds(pids) for name, pids in families.items()}
     await quiet()  # what the stack's start-up or an earlier load left running
-    saturation = await closed_loop(url, _order, workers=64, seconds=10)
+    saturation = await closed_loop(url, order_body, workers=64, seconds=10)
     figures["cpu_seconds"] = {
         name: cpu_seconds(pids) - before[name] for name, pids in families.items()
     }
@@ -35,7 +36,7 @@ async def http(stack: Stack) -> Figures:
     figures["saturation_errors"] = saturation.errors
     for rate in (100, 500, 1000):
         await quiet()  # a backlog left by the load before would count in this one
-        result = await open_loop(url, _order, rate=rate, seconds=6)
+        result = await open_loop(url, order_body, rate=rate, seconds=6)
         figures[f"rate_{rate}"] = _latency(result)
     return figures
 
@@ -69,7 +70,7 @@ async def end_to_end(stack: Stack, *, rate: int = 200, seconds: float = 8) -> Fi
 
     watcher = asyncio.create_task(watch())
     result = await open_loop(
-        f"{stack.orders.url}/api/v1/orders", _order, rate=rate, seconds=seconds
+        f"{stack.orders.url}/api/v1/orders", order_body, rate=rate, seconds=seconds
     )
     positions = _positions(stack, [r["id"] for r in result.responses])
     last = max(positions.values())

@@ -23,6 +23,7 @@ import psycopg
 
 from bench.baseline import topology
 from bench.baseline.settings import Settings
+from bench.procfs import peak_rss_mb, pids_named
 
 ROOT = Path(__file__).resolve().parents[2]
 PATH_WORKERS = ("orders-publisher", "orders-count")
@@ -128,13 +129,13 @@ class BaselineStack:
     def pids(self) -> dict[str, list[int]]:
         """Every process of the stack with its workers, and the servers it uses."""
         found = {NAMES[p.role]: p.pids() for p in self.processes if p.process is not None}
-        found["postgres (all backends)"] = _pids_named("postgres")
-        found["rabbitmq"] = _pids_named("beam.smp")
+        found["postgres (all backends)"] = pids_named("postgres")
+        found["rabbitmq"] = pids_named("beam.smp")
         found["load generator"] = [os.getpid()]
         return found
 
     def peak_memory_mb(self) -> dict[str, float]:
-        return {NAMES[p.role]: _peak_rss_mb(p.pids()) for p in self.processes if p.alive()}
+        return {NAMES[p.role]: peak_rss_mb(p.pids()) for p in self.processes if p.alive()}
 
     def counted(self) -> int:
         """Orders counted in orders_count so far (a cheap probe for end-to-end timing)."""
@@ -224,27 +225,3 @@ def _wait_connected(stack: BaselineStack, timeout: float = 30.0) -> None:
                 return
             time.sleep(0.05)
     raise TimeoutError(f"baseline workers not connected within {timeout}s")
-
-
-def _pids_named(name: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().strip() == name:
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
-
-
-def _peak_rss_mb(pids: list[int]) -> float:
-    """The largest peak resident size (VmHWM) among these processes."""
-    peaks = []
-    for pid in pids:
-        try:
-            lines = Path(f"/proc/{pid}/status").read_text().splitlines()
-        except OSError:
-            continue
-        peaks += [int(line.split()[1]) / 1024 for line in lines if line.startswith("VmHWM:")]
-    return max(peaks, default=0.0)
