@@ -23,8 +23,7 @@ import psycopg
 
 from bench.baseline import topology
 from bench.baseline.settings import Settings
-from bench.procfs import peak_rss_mb, pids_named, with_children
-from tests.support import stop_process
+from bench.procfs import peak_rss_mb, pids_named
 
 ROOT = Path(__file__).resolve().parents[2]
 PATH_WORKERS = ("orders-publisher", "orders-count")
@@ -78,13 +77,25 @@ class Process:
         return self.process is not None and self.process.poll() is None
 
     def stop(self) -> None:
-        stop_process(self.process)
+        if not self.alive():
+            return
+        assert self.process is not None
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
     def pids(self) -> list[int]:
         """The process and its children (granian's worker)."""
         if self.process is None:
             return []
-        return with_children(self.process.pid)
+        pid = self.process.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children")
+        return (
+            [pid, *(int(c) for c in children.read_text().split())] if children.exists() else [pid]
+        )
 
 
 @dataclass
