@@ -149,6 +149,7 @@ def create_app(settings: Settings) -> Litestar:
         return await projection_health(settings, app.state.feed)
 
     app = service_app(
+        "customers",
         "Customer service",
         [get_customer, list_customers, create_customer],
         lifespan=lifespan,

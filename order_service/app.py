@@ -64,6 +64,7 @@ def create_app(settings: Settings) -> Litestar:
     relay = RELAY.lag_report(settings, lambda: app.state.event_log)
     return (
         app := service_app(
+            "orders",
             "Order service",
             ROUTES,
             lifespan=lifespan,

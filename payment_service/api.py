@@ -104,6 +104,7 @@ def create_app(settings: Settings) -> Litestar:
     relay = RELAY.lag_report(settings, lambda: app.state.event_log)
 
     app = service_app(
+        "payments",
         "Payment service",
         [get_payment, payments_of_order],
         lifespan=lifespan,

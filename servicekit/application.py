@@ -25,6 +25,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from servicekit.failfast import GuardedAsyncPool
 from servicekit.groupcommit import AsyncGroupCommitter, GroupCommitter
+from servicekit.metrics import EVENTS_APPENDED, GROUP_COMMIT_BATCH
 from servicekit.recorder import OneTripRecorder
 
 Unit = TypeVar("Unit")
@@ -74,6 +75,7 @@ class LoopSaves:
                 await conn.execute(*statement, prepare=True)
             except psycopg.IntegrityError as exc:  # as the library's recorder reports it
                 raise IntegrityError(str(exc)) from exc
+        EVENTS_APPENDED.labels(self.recorder.events_table_name).inc(len(stored))
 
     async def streams(self, ids: Sequence[Any]) -> dict[Any, list[StoredEvent]]:
         """Every stored event of each of these aggregates, in version order (one with none
@@ -136,9 +138,14 @@ class GroupCommitApplication(LoopApplication, Generic[Unit]):
 
     def __init__(self, env: Any = None, *, group_commit: bool = False) -> None:
         super().__init__(env)
-        self.committer = GroupCommitter(self.commit_units) if group_commit else None
+        batches = GROUP_COMMIT_BATCH.labels(self.name).observe
+        self.committer = (
+            GroupCommitter(self.commit_units, observe=batches) if group_commit else None
+        )
         self.loop_committer = (
-            AsyncGroupCommitter(self.commit_units_on_loop) if group_commit else None
+            AsyncGroupCommitter(self.commit_units_on_loop, observe=batches)
+            if group_commit
+            else None
         )
 
     def commit_units(self, units: list[Unit]) -> None:

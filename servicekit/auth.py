@@ -10,7 +10,7 @@ from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.types import Guard
 
-OPEN_PATHS = ("/health", "/schema")  # liveness, readiness and the API's description
+OPEN_PATHS = ("/health", "/schema", "/metrics")  # probes, the API's description, scrapes
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -96,10 +96,13 @@ class Stats:
     transactions: int = 0
     requests: int = 0
     splits: int = 0
+    observe: Callable[[float], None] | None = None  # each transaction's size, for a metric
 
     def committed(self, units: int) -> None:
         self.transactions += 1
         self.requests += units
+        if self.observe is not None:
+            self.observe(units)
 
     @property
     def mean_batch(self) -> float:
@@ -107,10 +110,16 @@ class Stats:
 
 
 class GroupCommitter:
-    def __init__(self, commit: Commit, *, max_batch: int = 500) -> None:
+    def __init__(
+        self,
+        commit: Commit,
+        *,
+        max_batch: int = 500,
+        observe: Callable[[float], None] | None = None,
+    ) -> None:
         self._commit_units = commit
         self.max_batch = max_batch
-        self.stats = Stats()
+        self.stats = Stats(observe=observe)
         self._mutex = threading.Lock()
         self._queued: deque[_Request] = deque()
         self._leading = False  # a caller is committing a batch now
@@ -166,10 +175,16 @@ class GroupCommitter:
 
 
 class AsyncGroupCommitter:
-    def __init__(self, commit: AsyncCommit, *, max_batch: int = 500) -> None:
+    def __init__(
+        self,
+        commit: AsyncCommit,
+        *,
+        max_batch: int = 500,
+        observe: Callable[[float], None] | None = None,
+    ) -> None:
         self._commit_units = commit
         self.max_batch = max_batch
-        self.stats = Stats()
+        self.stats = Stats(observe=observe)
         self._queued: deque[tuple[Any, asyncio.Future[None]]] = deque()
         self._committing: asyncio.Task[None] | None = None
 

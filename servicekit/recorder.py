@@ -32,6 +32,8 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastor
 from eventsourcing.utils import retry
 from psycopg.sql import SQL, Composable, Composed, Identifier
 
+from servicekit.metrics import EVENTS_APPENDED
+
 
 def append_function(events_table: str) -> str:
     """The name of an event table's append function (created with the table)."""
@@ -111,6 +113,7 @@ class OneTripRecorder(PostgresApplicationRecorder):
             return []
         with self.datastore.get_connection() as conn:
             rows = conn.execute(*statement, prepare=True).fetchall()
+        EVENTS_APPENDED.labels(self.events_table_name).inc(len(stored_events))
         return [row[self.append_function] for row in rows]
 
     def select_streams_statement(self, ids: Sequence[Any]) -> tuple[Composed, tuple[Any, ...]]:

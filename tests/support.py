@@ -116,6 +116,7 @@ class ServiceProcess:
     env: Mapping[str, str]
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    workers: int = 1
 
     @property
     def url(self) -> str:
@@ -130,6 +131,8 @@ class ServiceProcess:
             self.service,
             "--port",
             str(self.port),
+            "--workers",
+            str(self.workers),
         ]
         # A session of its own: granian's workers are its children, and a stop that has to
         # kill must take them too, not leave one running on its own.

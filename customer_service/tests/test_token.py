@@ -1,4 +1,4 @@
-"""The optional service token: required on the API when set, never on health; never printed."""
+"""The optional service token: required on the API when set, never on health or metrics."""
 
 from __future__ import annotations
 
@@ -43,6 +43,9 @@ async def test_with_the_token_the_api_answers(client: AsyncTestClient[Litestar])
     assert response.status_code == 200
 
 
-async def test_health_and_the_schema_stay_open(client: AsyncTestClient[Litestar]) -> None:
+async def test_health_the_schema_and_the_metrics_stay_open(
+    client: AsyncTestClient[Litestar],
+) -> None:
     assert (await client.get("/health")).status_code == 200
     assert (await client.get("/schema/openapi.json")).status_code == 200
+    assert (await client.get("/metrics")).status_code == 200  # a scraper carries no token
