@@ -2,37 +2,62 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from litestar import Litestar, Response, get
-from litestar.middleware.base import DefineMiddleware
+from litestar.enums import ScopeType
 from litestar.openapi import OpenAPIConfig
-from litestar.plugins.prometheus import PrometheusConfig
-from litestar.types import ExceptionHandlersMap, Guard
+from litestar.types import ASGIApp, ExceptionHandlersMap, Guard, Message, Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from servicekit.health import Check, health_handlers
-from servicekit.metrics import exposition
+from servicekit.metrics import HTTP_LATENCY, HTTP_REQUESTS, exposition
 from servicekit.problems import EXCEPTION_HANDLERS
 from servicekit.ratelimit import api_middleware
 
 MAX_BODY = 64 * 1024  # no body of ours comes near it; a larger one is a 413 before parsing
 
 
-def http_metrics(service: str) -> DefineMiddleware:
-    """Requests by route template, method and status, and their latency (Litestar's own
-    middleware): `http_requests_total` and `http_request_duration_seconds`, labelled with the
-    service as `app_name`."""
-    config = PrometheusConfig(
-        app_name=service,
-        prefix="http",
-        group_path=True,  # the route's template, never a raw path: ids would explode labels
-        exclude=["/metrics"],
-        buckets=[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5],
-    )
-    return config.middleware
+def http_metrics(service: str) -> Callable[[ASGIApp], ASGIApp]:
+    """Counts each request by route template, method and status, and times it: one
+    dictionary lookup and two updates per request. (Litestar's own Prometheus middleware,
+    which builds a Request and four labelled children per request, cost the orders API a
+    tenth more CPU per order in `make bench-ab`.)"""
+    measured_by: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def middleware(app: ASGIApp) -> ASGIApp:
+        async def measured(scope: Scope, receive: Receive, send: Send) -> None:
+            route = scope.get("path_template", "")
+            if scope["type"] != ScopeType.HTTP or route == "/metrics":
+                await app(scope, receive, send)
+                return
+            started = time.perf_counter()
+            status = 500  # unless a response starts
+
+            async def sending(message: Message) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                await send(message)
+
+            try:
+                await app(scope, receive, sending)
+            finally:
+                key = (scope["method"], route, status)
+                if (pair := measured_by.get(key)) is None:
+                    pair = measured_by[key] = (
+                        HTTP_REQUESTS.labels(service, key[0], route, str(status)),
+                        HTTP_LATENCY.labels(service, key[0], route),
+                    )
+                pair[0].inc()
+                pair[1].observe(time.perf_counter() - started)
+
+        return measured
+
+    return middleware
 
 
 # Litestar appends the charset to a text/ media type itself.

@@ -26,6 +26,17 @@ from prometheus_client import (
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
+HTTP_REQUESTS = Counter(
+    "http_requests_total",
+    "HTTP requests answered, by route template and status",
+    ["service", "method", "route", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "http_request_duration_seconds",
+    "Time to answer an HTTP request, from its arrival to the end of its body",
+    ["service", "method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
 EVENTS_APPENDED = Counter(
     "ordersystem_event_store_appended_events_total",
     "Events appended to an event store, by its events table",

@@ -20,8 +20,8 @@ def requests_counted(url: str) -> float:
         for family in text_string_to_metric_families(text)
         for sample in family.samples
         if sample.name == "http_requests_total"
-        and sample.labels.get("path") == "/api/v1/payments/{payment_id}"
-        and sample.labels.get("status_code") == "404"
+        and sample.labels.get("route") == "/api/v1/payments/{payment_id}"
+        and sample.labels.get("status") == "404"
     )
 
 
