@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TypeVar
 
 import psycopg
 from psycopg import sql
@@ -75,9 +74,6 @@ def ensure_database(settings: PostgresSettings) -> bool:
         except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
             return False  # another process created it a moment ago
         return True
-
-
-T = TypeVar("T")
 
 
 def drop_database(settings: PostgresSettings) -> None:

@@ -33,7 +33,9 @@ T = TypeVar("T")
 
 def migrate(settings: PostgresSettings, steps: Sequence[Step]) -> int:
     """Create the database if missing and apply the steps not applied yet, one migrator at
-    a time; how many were applied."""
+    a time; how many were applied. A database already up to date costs one read."""
+    if _applied(settings) == len(steps):
+        return 0
     with psycopg.connect(settings.conninfo("postgres"), autocommit=True) as conn:
         key = f"create:{settings.dbname}"
         conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
@@ -42,6 +44,17 @@ def migrate(settings: PostgresSettings, steps: Sequence[Step]) -> int:
             return _apply(settings, steps)
         finally:
             conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
+
+
+def _applied(settings: PostgresSettings) -> int | None:
+    """The steps the database records as applied; None when it has no record (or the
+    database is missing or unreachable: the locked path then says which)."""
+    try:
+        with psycopg.connect(settings.conninfo(), autocommit=True) as conn:
+            row = conn.execute("SELECT steps FROM schema_migrations").fetchone()
+    except (psycopg.errors.UndefinedTable, psycopg.OperationalError):
+        return None
+    return row[0] if row else 0
 
 
 def _apply(settings: PostgresSettings, steps: Sequence[Step]) -> int:

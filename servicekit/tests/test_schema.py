@@ -67,3 +67,19 @@ def test_a_process_opens_the_library_tables_made_by_the_step_with_creation_off(
     finally:
         app.close()
     assert {"application_events", "relay_positions"} <= tables(settings)
+
+
+def test_an_up_to_date_database_is_read_without_waiting_for_a_migrator(
+    databases: Databases,
+) -> None:
+    steps: list[Step] = ["CREATE TABLE e (i int)"]
+    settings = databases.fresh("schema_current", steps)
+    with (
+        ThreadPoolExecutor(max_workers=1) as pool,  # left last: the lock is gone by then
+        psycopg.connect(settings.conninfo("postgres"), autocommit=True) as migrator,
+    ):
+        # Another migrator holds the lock every migration takes, as if it were mid-way.
+        migrator.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"create:{settings.dbname}",))
+        checked = pool.submit(migrate, settings, steps)
+
+        assert checked.result(timeout=10) == 0  # it would wait here for the lock
