@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from order_service.application import Orders
+from order_service.application import MIGRATIONS, Orders
 from order_service.settings import Settings
 from order_service.translation import PUBLIC_TOPICS, to_contract
 from servicekit.eventlog import EventLog
 from servicekit.relay import RelaySettings
 from servicekit.service import ServiceRelay
 
-RELAY = ServiceRelay("orders", Orders, to_contract, PUBLIC_TOPICS)
+RELAY = ServiceRelay("orders", Orders, to_contract, PUBLIC_TOPICS, MIGRATIONS)
 
 
 def event_log(orders: Orders) -> EventLog:

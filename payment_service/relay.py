@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from payment_service.application import Payments
+from payment_service.application import MIGRATIONS, Payments
 from payment_service.settings import Settings
 from payment_service.translation import PUBLIC_TOPICS, to_contract
 from servicekit.eventlog import EventLog
 from servicekit.service import ServiceRelay
 
-RELAY = ServiceRelay("payments", Payments, to_contract, PUBLIC_TOPICS)
+RELAY = ServiceRelay("payments", Payments, to_contract, PUBLIC_TOPICS, MIGRATIONS)
 
 
 def event_log(payments: Payments) -> EventLog:

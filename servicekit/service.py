@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Generic, Protocol, TypeVar
@@ -18,7 +18,7 @@ from servicekit.health import Check
 from servicekit.messaging import Subscription
 from servicekit.postgres import PostgresSettings
 from servicekit.relay import Relay, RelaySettings, relay_lag
-from servicekit.schema import event_store_migrations, migrated
+from servicekit.schema import Step, migrated
 from servicekit.signals import stop_on_signals
 
 log = logging.getLogger(__name__)
@@ -46,13 +46,15 @@ class ServiceSettings(Protocol):
 
 @dataclass(frozen=True)
 class ServiceRelay(Generic[App]):
-    """A service's relay: its name (state row and lock), its application, and which of its
-    events leave the service, as what."""
+    """A service's relay: its name (state row and lock), its application, which of its
+    events leave the service, as what, and its database's migrations (the service's one
+    list, which every process of it runs as it starts)."""
 
     name: str
     application: Callable[..., App]  # called with env=
     translate: Translate
     topics: tuple[str, ...]
+    migrations: Sequence[Step]
 
     def event_log(self, app: App) -> EventLog:
         return EventLog(app.recorder, app.mapper, self.translate, self.topics)
@@ -76,8 +78,7 @@ class ServiceRelay(Generic[App]):
         SIGINT or SIGTERM."""
         stopping = stop_on_signals()
         make = partial(self.application, env=settings.eventsourcing_env())
-        steps = event_store_migrations(self.application)
-        app = await asyncio.to_thread(migrated, make, settings.postgres, steps)
+        app = await asyncio.to_thread(migrated, make, settings.postgres, self.migrations)
         relay = self.relay(settings, app)
         try:
             await relay.run(stopping)
