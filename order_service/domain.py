@@ -54,9 +54,9 @@ NEW_ORDER_RULE = "a new order is confirmed or pending: it is not paid yet"
 
 def rule_violations(
     *,
-    product_name: str | None,
-    quantity: int | None,
-    price: Decimal | None,
+    product_name: str | None = None,
+    quantity: int | None = None,
+    price: Decimal | None = None,
     currency: str | None = None,
     status: Status | None = None,
 ) -> list[tuple[str, str]]:

@@ -12,11 +12,10 @@ from order_service.domain import (
     DEFAULT_CURRENCY,
     MAX_PRICE,
     MAX_QUANTITY,
-    NEW_ORDER_RULE,
     NEW_ORDER_STATUSES,
-    PRICE_PLACES,
     PRODUCT_NAME_MAX,
     Status,
+    rule_violations,
 )
 from order_service.problems import order_refused
 from order_service.usecases import PlaceOrder
@@ -41,19 +40,19 @@ class OrderBody(msgspec.Struct, kw_only=True):
     currency: Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$")] = DEFAULT_CURRENCY
 
 
+def _first_broken(broken: list[tuple[str, str]]) -> str | None:
+    return broken[0][1] if broken else None
+
+
 def _price_rule(sent: Any) -> str | None:
+    """Plain notation for a string (the wire's rule), then the domain's own price rules."""
     if isinstance(sent, str) and not re.fullmatch(PRICE_TEXT, sent):
         return "as a string, must be plain decimal notation such as 19.99"
-    price = Decimal(str(sent))
-    if not 0 <= price <= MAX_PRICE:
-        return f"must be a number from 0 to {MAX_PRICE}"
-    if price != price.quantize(PRICE_PLACES):
-        return "must have at most 2 decimal places"
-    return None
+    return _first_broken(rule_violations(price=Decimal(str(sent))))
 
 
 def _new_order_status(sent: Any) -> str | None:
-    return None if sent in NEW_ORDER_STATUSES else NEW_ORDER_RULE
+    return _first_broken(rule_violations(status=Status(sent)))
 
 
 _read_order = BodyValidator(
