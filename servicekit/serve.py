@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from granian import Granian
 from granian.constants import Interfaces, Loops
@@ -14,30 +16,30 @@ MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def serve(target: str, *, host: str, port: int, workers: int = 1) -> None:
-    """Block serving `target` ("package.module:factory") until SIGINT or SIGTERM.
+    """Block serving `target` ("package.module:factory") until SIGINT or SIGTERM."""
+    with _shared_metrics(workers):
+        Granian(
+            target,
+            address=host,
+            port=port,
+            interface=Interfaces.ASGI,
+            loop=Loops.uvloop,
+            workers=workers,
+            factory=True,
+            log_access=False,
+        ).serve()
 
-    With more than one worker, each keeps its metrics in a directory of their own that
-    `/metrics` sums (servicekit.metrics), made here before the workers start, removed after.
-    """
-    if workers > 1 and not os.environ.get(MULTIPROCESS_DIR):
-        with tempfile.TemporaryDirectory(prefix="ordersystem-metrics-") as shared:
-            os.environ[MULTIPROCESS_DIR] = shared  # the workers inherit it
-            try:
-                _serve(target, host=host, port=port, workers=workers)
-            finally:
-                del os.environ[MULTIPROCESS_DIR]
+
+@contextmanager
+def _shared_metrics(workers: int) -> Iterator[None]:
+    """With more than one worker, a directory the workers keep their metrics in, which
+    `/metrics` sums (servicekit.metrics): made before they start, removed after."""
+    if workers <= 1 or os.environ.get(MULTIPROCESS_DIR):
+        yield
         return
-    _serve(target, host=host, port=port, workers=workers)
-
-
-def _serve(target: str, *, host: str, port: int, workers: int) -> None:
-    Granian(
-        target,
-        address=host,
-        port=port,
-        interface=Interfaces.ASGI,
-        loop=Loops.uvloop,
-        workers=workers,
-        factory=True,
-        log_access=False,
-    ).serve()
+    with tempfile.TemporaryDirectory(prefix="ordersystem-metrics-") as shared:
+        os.environ[MULTIPROCESS_DIR] = shared  # the workers inherit it
+        try:
+            yield
+        finally:
+            del os.environ[MULTIPROCESS_DIR]
