@@ -157,8 +157,10 @@ async def test_a_batch_whose_handling_fails_is_delivered_again(
     stopping.set()
     await session
 
-    assert attempts[0] == [b"a", b"b"]
-    assert attempts[1] == [b"a", b"b"]
+    # A fresh session hands out what has arrived when its first message does: the broker
+    # may space the deliveries, so a batch holds both or a first part of them.
+    assert attempts[0] == [b"a", b"b"][: len(attempts[0])]
+    assert [body for attempt in attempts[1:] for body in attempt] == [b"a", b"b"]
 
 
 async def unfinished_is_zero(subscription: Subscription) -> bool:
