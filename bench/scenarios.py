@@ -13,12 +13,13 @@ import aio_pika
 from eventsourcing.application import Application
 from eventsourcing.persistence import Mapper
 
+from contracts.codec import encode
 from order_service.application import MIGRATIONS, Orders
 from order_service.domain import Order
 from order_service.relay import event_log, relay_settings
 from order_service.settings import Settings as OrderSettings
 from order_service.usecases import PlaceOrder
-from servicekit.relay import Relay, message
+from servicekit.relay import Publisher, Relay, properties
 from servicekit.transcoder import TRANSCODER_ENV
 from tests.broker import AMQP_URL
 from tests.support import RUN_ID, Databases, eventually, fill_orders
@@ -99,10 +100,26 @@ async def relay(databases: Databases, prefix: str, *, events: int = 20_000) -> F
             )
             queue = await channel.declare_queue(f"{prefix}.{name}.q", durable=True)
             await queue.bind(exchange, "order.#")
+        # The plain loop: windows of 1,000, the same bytes, published the fastest way the
+        # libraries allow (through aio-pika's own aiormq channel, not waiting for each
+        # frame to be flushed; DESIGN's figure for this loop used exchange.publish).
+        underlay = (await Publisher.on(channel, exchange.name)).channel
         started = time.monotonic()
-        for start in range(0, len(envelopes), 1000):  # the plain loop: windows of 1,000
+        for start in range(0, len(envelopes), 1000):
             window = envelopes[start : start + 1000]
-            await asyncio.gather(*(exchange.publish(message(e), e.type) for e in window))
+            await asyncio.gather(
+                *(
+                    underlay.basic_publish(
+                        encode(e),
+                        exchange=exchange.name,
+                        routing_key=e.type,
+                        properties=properties(e),
+                        mandatory=True,
+                        wait=False,
+                    )
+                    for e in window
+                )
+            )
         figures["plain_per_s"] = events / (time.monotonic() - started)
 
         settings = OrderSettings(postgres=database, exchange=f"{prefix}.relay")

@@ -14,7 +14,7 @@ from order_service.application import Orders
 from order_service.relay import event_log
 from order_service.settings import Settings
 from servicekit.progress import Progress
-from servicekit.relay import publish_confirmed
+from servicekit.relay import Publisher, publish_confirmed
 
 PAGE = 500
 
@@ -29,13 +29,11 @@ async def replay(
     try:
         async with await aio_pika.connect(settings.amqp_url, timeout=5) as broker:
             channel = await broker.channel(publisher_confirms=True, on_return_raises=True)
-            target = (
-                channel.default_exchange
-                if queue
-                else await channel.declare_exchange(
+            if not queue:
+                await channel.declare_exchange(
                     settings.exchange, aio_pika.ExchangeType.TOPIC, durable=True
                 )
-            )
+            target = await Publisher.on(channel, "" if queue else settings.exchange)
             while True:
                 page = await asyncio.to_thread(log.read, after=after, limit=PAGE)
                 page = [e for e in page if e.position <= end]

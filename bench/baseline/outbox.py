@@ -8,7 +8,8 @@ import asyncio
 from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractExchange
+import aiormq
+from aio_pika.abc import AbstractChannel
 from psycopg import AsyncConnection
 
 from bench.baseline.settings import Settings
@@ -30,24 +31,39 @@ NOTIFY = "NOTIFY outbox"
 LISTEN_FALLBACK = 1.0  # seconds a listening publisher waits before it looks anyway
 
 
-def _message(event_id: Any, routing_key: str, payload: bytes) -> aio_pika.Message:
-    return aio_pika.Message(
-        payload,
+def _properties(event_id: Any, routing_key: str) -> aiormq.spec.Basic.Properties:
+    return aiormq.spec.Basic.Properties(
         message_id=str(event_id),
-        type=routing_key,
+        message_type=routing_key,
         content_type="application/json",
-        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        delivery_mode=int(aio_pika.DeliveryMode.PERSISTENT),
     )
 
 
-async def publish_batch(db: AsyncConnection[Any], exchange: AbstractExchange, limit: int) -> int:
+async def publish_batch(
+    db: AsyncConnection[Any], channel: AbstractChannel, exchange: str, limit: int
+) -> int:
     """One transaction: claim up to `limit` rows, publish them, await every confirm, commit."""
     async with db.transaction():
         cursor = await db.execute(CLAIM, (limit,))
         rows = sorted(await cursor.fetchall())
         if rows:
+            # Through aio-pika's own aiormq channel, each publish not waiting for its frames
+            # to be flushed: the batch leaves in one burst, and every confirm is awaited.
+            underlay = await channel.get_underlay_channel()  # anew: the connection is robust
+            assert isinstance(underlay, aiormq.Channel)  # whose basic_publish takes wait
             await asyncio.gather(
-                *(exchange.publish(_message(e, key, p), key) for _, e, key, p in rows)
+                *(
+                    underlay.basic_publish(
+                        p,
+                        exchange=exchange,
+                        routing_key=key,
+                        properties=_properties(e, key),
+                        mandatory=True,
+                        wait=False,
+                    )
+                    for _, e, key, p in rows
+                )
             )
     return len(rows)
 
@@ -97,7 +113,7 @@ async def run_publisher(settings: Settings, service: str, stopping: asyncio.Even
     role = f"{service}-publisher"
     async with await aio_pika.connect_robust(settings.amqp_url) as broker:
         channel = await broker.channel(publisher_confirms=True)
-        exchange = await declare_exchange(channel, exchange_name)
+        await declare_exchange(channel, exchange_name)
         conninfo = settings.conninfo(service, role)
         listener = None
         if settings.outbox_wake == "listen":
@@ -109,7 +125,7 @@ async def run_publisher(settings: Settings, service: str, stopping: asyncio.Even
                 while not stopping.is_set():
                     await wake.drain()
                     if (
-                        await publish_batch(db, exchange, settings.outbox_batch)
+                        await publish_batch(db, channel, exchange_name, settings.outbox_batch)
                         < settings.outbox_batch
                     ):
                         await wake.wait()

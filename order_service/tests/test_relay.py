@@ -16,7 +16,7 @@ from order_service.application import MIGRATIONS, Orders
 from order_service.relay import event_log, relay_settings
 from order_service.settings import Settings
 from order_service.usecases import PlaceOrder
-from servicekit.relay import Relay, relay_lag
+from servicekit.relay import Publisher, Relay, publish_confirmed, relay_lag
 from tests.broker import AMQP_URL, Topology, positions
 from tests.support import Databases, eventually
 
@@ -85,6 +85,22 @@ async def test_every_placed_order_becomes_one_order_created_message_in_order(
     assert [d.message_id for d in received] == [str(e.id) for e in envelopes]
     assert [d.correlation_id for d in received] == [f"req-{n}" for n in range(30)]
     assert await queued(topology) == 0  # and nothing more than one per order
+
+
+async def test_a_batch_published_at_once_arrives_whole_and_in_order(
+    orders: Orders, topology: Topology
+) -> None:
+    place(orders, 300)
+    batch = event_log(orders).read(after=0, limit=300)
+
+    async with await aio_pika.connect(AMQP_URL) as connection:
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        await publish_confirmed(await Publisher.on(channel, topology.exchange), batch)
+        assert await queued(topology) == 300  # every message confirmed before the return
+
+    received = await topology.collect(lambda got: len(got) >= 300)
+    assert positions(received) == [e.position for e in batch]
+    assert [d.body for d in received] == [encode(e) for e in batch]
 
 
 async def test_the_feed_serves_the_very_envelopes_that_were_published(

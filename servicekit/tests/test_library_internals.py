@@ -8,7 +8,9 @@ The reaches, and who makes them:
   `channel_name` from a function of their own;
 - `servicekit.eventlog` and the recorders use the datastore's `schema`, `get_connection`,
   `originator_id_type` and `lock_timeout`, and the recorder's `events_table_name`;
-- `servicekit.failfast` reads psycopg_pool's `get_stats()["connections_errors"]`.
+- `servicekit.failfast` reads psycopg_pool's `get_stats()["connections_errors"]`;
+- `servicekit.relay.Publisher` publishes through aio-pika's own aiormq channel, with
+  `basic_publish(..., wait=False)`, which only the concrete `aiormq.Channel` declares.
 
 Each test states what the code relies on; a version pin says which releases were read.
 """
@@ -21,6 +23,7 @@ import uuid
 from collections.abc import Iterator
 from importlib.metadata import version
 
+import aiormq
 import psycopg
 import pytest
 from eventsourcing import postgres
@@ -38,6 +41,7 @@ def test_the_releases_these_pins_were_read_from() -> None:
     # On an upgrade: read the reaches listed above against the new source, then move the pin.
     assert version("eventsourcing").startswith("9.5.")
     assert version("psycopg-pool").startswith("3.3.")
+    assert version("aiormq").startswith("7.2.")
 
 
 def test_the_datastore_calls_only_what_guarded_pool_offers() -> None:
@@ -144,3 +148,16 @@ def test_the_pool_counts_its_failed_connection_attempts_under_this_name() -> Non
         pool.close(timeout=0)
 
     assert stats.get("connections_errors", 0) >= 1
+
+
+def test_a_publish_may_skip_waiting_for_its_frames_to_be_flushed() -> None:
+    # wait=True (aio-pika's Exchange.publish) holds the channel's lock until the connection's
+    # writer has flushed the message; wait=False only enqueues it, under the same lock, and
+    # the confirm is awaited either way.
+    wait = inspect.signature(aiormq.Channel.basic_publish).parameters["wait"]
+    source = inspect.getsource(aiormq.Channel.basic_publish)
+
+    assert wait.default is True
+    assert "drain_future = self.create_future() if wait else None" in source
+    assert source.index("async with self.lock:") < source.index("await self.write_queue.put(")
+    assert "return await confirmation" in source
