@@ -18,6 +18,7 @@ from projections.orders_count import OrdersCount
 from projections.projector import Projector, ProjectorSettings, stream_subscription
 from projections.rebuild import rebuild, verify
 from projections.tracking import status
+from servicekit.metrics import Endpoint, serve_metrics
 from servicekit.progress import Progress
 from servicekit.signals import stop_on_signals
 
@@ -56,6 +57,7 @@ async def run_projector(settings: Settings, which: Sequence[str]) -> None:
     try:
         projections = [PROJECTIONS[name]() for name in sorted(set(which))]
         projector = Projector(projections, projector_settings(settings, which), feed)
+        serve_metrics(Endpoint(settings.metrics_host, settings.projector_metrics_port))
         await projector.run(stopping)
     finally:
         await feed.aclose()

@@ -29,6 +29,8 @@ class Settings:
     projection_stall_after: float = setting(30.0, "PROJECTION_STALL_AFTER")
     projection_catch_up_interval: float = setting(2.0, "PROJECTION_CATCH_UP_INTERVAL")
     api_token: str = setting("", "CUSTOMER_SERVICE_TOKEN", secret=True)
+    metrics_host: str = shared.metrics_host()
+    projector_metrics_port: int = setting(9105, "PROJECTOR_METRICS_PORT")  # 0: none
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:

@@ -15,6 +15,7 @@ from order_service.application import MIGRATIONS, Orders
 from order_service.settings import Settings
 from order_service.usecases import PaymentResult
 from servicekit.consumer import ConsumerSettings, Handler, run_consumer_process
+from servicekit.metrics import Endpoint
 from servicekit.service import consumer_settings as subscribed
 
 
@@ -60,5 +61,10 @@ async def run_payment_results(settings: Settings) -> None:
     """Record payment outcomes until SIGINT or SIGTERM."""
     make = partial(Orders, env=settings.eventsourcing_env())
     await run_consumer_process(
-        make, settings.postgres, MIGRATIONS, consumer_settings(settings), handler
+        make,
+        settings.postgres,
+        MIGRATIONS,
+        consumer_settings(settings),
+        handler,
+        Endpoint(settings.metrics_host, settings.payment_results_metrics_port),
     )

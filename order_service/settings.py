@@ -41,6 +41,9 @@ class Settings:
     commit_mode: str = setting("group", "ORDER_COMMIT_MODE", parse=commit_mode)
     api_threads: int = setting(64, "ORDER_API_THREADS")  # the synchronous calls run on these
     payment_results_queue: str = setting("orders.payment-results", "PAYMENT_RESULTS_QUEUE")
+    metrics_host: str = shared.metrics_host()
+    relay_metrics_port: int = setting(9101, "ORDERS_RELAY_METRICS_PORT")  # 0: none
+    payment_results_metrics_port: int = setting(9104, "PAYMENT_RESULTS_METRICS_PORT")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:

@@ -207,13 +207,36 @@ def cmd_run(_: argparse.Namespace) -> int:
     processes = []
     for name in ("customers", "orders", "payments"):
         settings = SERVICES[name].settings(os.environ)
-        host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
-        url = f"http://{host}:{settings.port}/health/ready"
+        url = f"http://{_local(settings.host)}:{settings.port}/health/ready"
         processes.append(Process(name, command("serve", name), url))
     processes.append(Process("relay", command("relay", "orders")))
     processes.append(Process("payment-relay", command("relay", "payments")))
     processes.append(Process("payments", command("consume", "order-created")))
     processes.append(Process("payment-results", command("consume", "payment-results")))
     processes.append(Process("projector", command("project", *READ_MODELS)))  # both, together
+    print(metrics_endpoints(os.environ))
     asyncio.run(supervise(processes))
     return 0
+
+
+def metrics_endpoints(env: Mapping[str, str]) -> str:
+    """Where `ordersystem run`'s processes serve their metrics, a line each."""
+    apis = {name: SERVICES[name].settings(env) for name in ("customers", "orders", "payments")}
+    customers, orders, payments = apis.values()
+    lines = [f"  {name} API: http://{_local(s.host)}:{s.port}/metrics" for name, s in apis.items()]
+    workers = (
+        ("relay orders", orders, orders.relay_metrics_port),
+        ("relay payments", payments, payments.relay_metrics_port),
+        ("consume order-created", payments, payments.processor_metrics_port),
+        ("consume payment-results", orders, orders.payment_results_metrics_port),
+        ("projector", customers, customers.projector_metrics_port),
+    )
+    for name, settings, port in workers:
+        where = f"http://{_local(settings.metrics_host)}:{port}/metrics" if port else "off"
+        lines.append(f"  {name}: {where}")
+    return "metrics:\n" + "\n".join(lines)
+
+
+def _local(host: str) -> str:
+    """An address to reach a server bound to `host` from this machine."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::") else host

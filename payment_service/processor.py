@@ -8,6 +8,7 @@ from contracts.events import Envelope, IntegrationEvent, OrderCreatedV1
 from payment_service.application import MIGRATIONS, PaymentRequest, Payments
 from payment_service.settings import Settings
 from servicekit.consumer import ConsumerSettings, Handler, run_consumer_process
+from servicekit.metrics import Endpoint
 from servicekit.service import consumer_settings as subscribed
 
 
@@ -44,5 +45,10 @@ async def run_processor(settings: Settings) -> None:
     """Decide payments until SIGINT or SIGTERM."""
     make = partial(Payments, env=settings.eventsourcing_env())
     await run_consumer_process(
-        make, settings.postgres, MIGRATIONS, consumer_settings(settings), handler
+        make,
+        settings.postgres,
+        MIGRATIONS,
+        consumer_settings(settings),
+        handler,
+        Endpoint(settings.metrics_host, settings.processor_metrics_port),
     )

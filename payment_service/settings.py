@@ -25,6 +25,9 @@ class Settings:
     relay_interval: float = shared.relay_interval()
     batch_interval: float = shared.batch_interval()
     db_pool_size: int = setting(5, "PAYMENT_DB_POOL_SIZE")
+    metrics_host: str = shared.metrics_host()
+    relay_metrics_port: int = setting(9102, "PAYMENTS_RELAY_METRICS_PORT")  # 0: none
+    processor_metrics_port: int = setting(9103, "PAYMENT_PROCESSOR_METRICS_PORT")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:

@@ -14,13 +14,16 @@ Their locks are taken in name order, so two projectors never wait on each other 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
+from prometheus_client import Counter, Gauge, Histogram
 
 from contracts.codec import ContractError, decode
 from contracts.events import ORDER_EVENTS_BINDING
@@ -32,6 +35,7 @@ from projections.tracking import (
     ensure_tracking,
     lock_positions,
 )
+from servicekit import metrics
 from servicekit.messaging import (
     Batching,
     Message,
@@ -76,6 +80,28 @@ class Stats:
         self.duplicates += outcome.duplicates
         self.healed += outcome.healed
         self.poisoned += poisoned
+
+
+@dataclass(frozen=True)
+class ReadModelMetrics:
+    """One read model's children of the servicekit.metrics families."""
+
+    position: Gauge
+    applied: Counter
+    duplicates: Counter
+    healed: Counter
+    visible: Histogram
+
+    @classmethod
+    @functools.cache
+    def of(cls, name: str) -> ReadModelMetrics:
+        return cls(
+            metrics.READ_MODEL_POSITION.labels(name),
+            metrics.READ_MODEL_APPLIED.labels(name),
+            metrics.READ_MODEL_DUPLICATES.labels(name),
+            metrics.READ_MODEL_HEALED.labels(name),
+            metrics.COMMIT_TO_VISIBLE.labels(name),
+        )
 
 
 def known_position(message: Message) -> int | None:
@@ -165,6 +191,7 @@ class Projector:
         outcomes = await self._apply(db, arrivals, poisoned=len(poison))
         for index, outcome in enumerate(outcomes):
             self.stats.add(outcome, 0 if index else len(poison))  # each poison counted once
+        self._committed(outcomes)
         return poison
 
     async def _apply(
@@ -198,6 +225,20 @@ class Projector:
             for outcome in outcomes:
                 self.stats.add(outcome)
                 applied += len(outcome.apply)
+            self._committed(outcomes)
+
+    def _committed(self, outcomes: list[Outcome]) -> None:
+        """Each read model's figures (servicekit.metrics), once its transaction committed:
+        what it applied is visible from now on."""
+        now = datetime.now(UTC)
+        for projection, outcome in zip(self.projections, outcomes, strict=True):
+            figures = ReadModelMetrics.of(projection.name)
+            figures.position.set(outcome.position)
+            figures.applied.inc(len(outcome.apply))
+            figures.duplicates.inc(outcome.duplicates)
+            figures.healed.inc(outcome.healed)
+            for event in outcome.apply:
+                figures.visible.observe(max(0.0, (now - event.occurred_at).total_seconds()))
 
     async def _lock(self, cur: psycopg.AsyncCursor[Any]) -> dict[str, int]:
         return await lock_positions(cur, [projection.name for projection in self.projections])

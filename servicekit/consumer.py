@@ -20,6 +20,7 @@ from typing import TypeVar
 
 from contracts.codec import ContractError, decode
 from contracts.events import Envelope, IntegrationEvent
+from servicekit import metrics
 from servicekit.application import LoopApplication, open_loop_pool
 from servicekit.messaging import (
     Batching,
@@ -29,6 +30,7 @@ from servicekit.messaging import (
     consume,
     keep_running,
 )
+from servicekit.metrics import Endpoint, serve_metrics
 from servicekit.postgres import PostgresSettings
 from servicekit.schema import Step, migrated
 from servicekit.signals import stop_on_signals
@@ -54,6 +56,7 @@ class Consumer:
         self.handled = 0
         self.poisoned = 0
         self.failures = 0
+        self._handled_metric = metrics.CONSUMER_HANDLED.labels(settings.name)
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Consume until `stopping` is set; reconnect with backoff after any failure."""
@@ -81,6 +84,7 @@ class Consumer:
         for (message, _), reason in zip(readable, verdicts, strict=True):
             if reason is None:
                 self.handled += 1
+                self._handled_metric.inc()
             else:
                 poison.append(Poison(message, f"UnprocessableError: {reason}"))
         self.poisoned += len(poison)
@@ -93,11 +97,13 @@ async def run_consumer_process(
     migrations: Sequence[Step],
     settings: ConsumerSettings,
     handler_for: Callable[[App], Handler],
+    metrics_at: Endpoint,
 ) -> None:
-    """A consumer process: the database migrated, then each batch decided against the
-    application, until a signal."""
+    """A consumer process: the database migrated, its metrics served, then each batch
+    decided against the application, until a signal."""
     stopping = stop_on_signals()
     app = await asyncio.to_thread(migrated, make_app, postgres, migrations)
+    serve_metrics(metrics_at)
     saves = await open_loop_pool(postgres.conninfo())
     app.saves_from(saves)  # the handler saves on the event loop, with no thread
     try:

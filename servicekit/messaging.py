@@ -20,12 +20,14 @@ delivers it again after the session reconnects.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import aio_pika
 from aio_pika.abc import (
@@ -40,6 +42,7 @@ from contracts.messaging import (
     POISON_REASON_HEADER,
     dead_letter_names,
 )
+from servicekit import metrics
 
 log = logging.getLogger(__name__)
 
@@ -153,11 +156,13 @@ class Batching:
 
 
 class Inbox:
-    """What the broker delivered to one consumer, handed out in batches."""
+    """What the broker delivered to one consumer, handed out in batches; and what of it is
+    not acknowledged yet (its lag, servicekit.metrics)."""
 
     def __init__(self, channel: AbstractChannel) -> None:
         self.channel = channel
         self._arrived: asyncio.Queue[Message] = asyncio.Queue()
+        self._unacked: collections.deque[Message] = collections.deque()  # in delivery order
         self._last_batch = -math.inf  # when the last batch was handed out
 
     @property
@@ -169,7 +174,30 @@ class Inbox:
         await queue.consume(self._deliver)
 
     async def _deliver(self, message: Message) -> None:
+        self._unacked.append(message)
         self._arrived.put_nowait(message)
+
+    async def ack(self, batch: list[Message]) -> None:
+        """Acknowledge a batch, the oldest messages delivered, with one frame."""
+        await batch[-1].ack(multiple=True)
+        for _ in batch:
+            self._unacked.popleft()
+
+    @property
+    def unacked(self) -> int:
+        return len(self._unacked)
+
+    def oldest_age(self) -> float:
+        """Seconds since the event of the oldest unacknowledged message occurred (the
+        message's timestamp, whole seconds); 0 when every message is acknowledged."""
+        if not self._unacked:
+            return 0.0
+        stamp = self._unacked[0].timestamp
+        if stamp is None:
+            return 0.0
+        if stamp.tzinfo is None:  # AMQP timestamps are POSIX seconds, read without a zone
+            stamp = stamp.replace(tzinfo=UTC)
+        return max(0.0, (datetime.now(UTC) - stamp).total_seconds())
 
     async def batch(self, stopping: asyncio.Event, batching: Batching) -> list[Message]:
         """The next batch; empty after `batching.idle` seconds without a message, or once
@@ -235,13 +263,54 @@ async def consume(
             opened, subscription.exchange, subscription.queue, subscription.bindings
         )
         inbox = Inbox(opened)
+        lag = QueueLag(subscription.queue, inbox)
         await inbox.consume(queue)
-        while not stopping.is_set():
-            batch = await inbox.batch(stopping, batching)
-            if not batch:
-                if on_idle is not None and not stopping.is_set():
-                    await on_idle()
-                continue
-            for poison in await on_batch(batch):
-                await dead_letter(dead_letters, poison)
-            await batch[-1].ack(multiple=True)
+        watching = asyncio.ensure_future(lag.watch(opened))
+        try:
+            while not stopping.is_set():
+                batch = await inbox.batch(stopping, batching)
+                if not batch:
+                    if on_idle is not None and not stopping.is_set():
+                        await on_idle()
+                    continue
+                for poison in await on_batch(batch):
+                    await dead_letter(dead_letters, poison)
+                    lag.dead_lettered.inc()
+                await inbox.ack(batch)
+                lag.acknowledged(batch[-1])
+        finally:
+            watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watching
+
+
+class QueueLag:
+    """A consumer's figures in servicekit.metrics, by its queue: its position, how many
+    messages it has not applied (unacknowledged, plus ready in the queue as the broker said
+    at most `depth_interval` ago) and the age of the oldest it holds."""
+
+    depth_interval = 1.0  # seconds between two looks at the queue's depth
+
+    def __init__(self, queue: str, inbox: Inbox) -> None:
+        self.queue = queue
+        self.ready = 0
+        self.position = metrics.CONSUMER_POSITION.labels(queue)
+        self.dead_lettered = metrics.DEAD_LETTERED.labels(queue)
+        metrics.CONSUMER_LAG_EVENTS.labels(queue).set_function(lambda: self.ready + inbox.unacked)
+        metrics.CONSUMER_LAG_SECONDS.labels(queue).set_function(inbox.oldest_age)
+
+    def acknowledged(self, last: Message) -> None:
+        position = (last.headers or {}).get("position")
+        if isinstance(position, int) and not isinstance(position, bool):
+            self.position.set(position)
+
+    async def watch(self, channel: AbstractChannel) -> None:
+        """Ask the broker for the queue's ready messages every `depth_interval` (a passive
+        declare: one round trip); a failure ends only the watching, the session goes on."""
+        try:
+            while True:
+                declared = await channel.declare_queue(self.queue, passive=True)
+                self.ready = declared.declaration_result.message_count or 0
+                await asyncio.sleep(self.depth_interval)
+        except aio_pika.exceptions.AMQPError as exc:
+            log.debug("queue %s: depth not read: %s", self.queue, exc)

@@ -13,16 +13,22 @@ the process's role in labels rather than in names.
 
 from __future__ import annotations
 
+import logging
 import os
+from dataclasses import dataclass
 
 from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
+    start_http_server,
 )
+
+log = logging.getLogger(__name__)
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -48,6 +54,109 @@ GROUP_COMMIT_BATCH = Histogram(
     ["application"],
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
 )
+
+# The relays (servicekit.relay). Their lag behind the log is read at each scrape
+# (servicekit.relay.RelayLag), from the database, so a scrape sees the log as it is.
+RELAY_POSITION = Gauge(
+    "ordersystem_relay_published_position",
+    "The last log position the broker confirmed to this relay",
+    ["relay"],
+)
+RELAY_LEADING = Gauge(
+    "ordersystem_relay_leading",
+    "1 while this relay holds the lead and publishes, 0 while it stands by",
+    ["relay"],
+)
+RELAY_PUBLISHED = Counter(
+    "ordersystem_relay_published_messages_total",
+    "Messages the broker confirmed to this relay",
+    ["relay"],
+)
+RELAY_CONFIRM = Histogram(
+    "ordersystem_relay_confirm_seconds",
+    "From a page's publishing to the broker's confirm of its every message",
+    ["relay"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+
+# Every consumer of a queue (servicekit.messaging), the projector's included.
+CONSUMER_POSITION = Gauge(
+    "ordersystem_consumer_position",
+    "The log position of the last message this consumer acknowledged",
+    ["queue"],
+)
+CONSUMER_LAG_EVENTS = Gauge(
+    "ordersystem_consumer_lag_events",
+    "Messages not yet applied: delivered and unacknowledged, plus those ready in the queue "
+    "(as the broker last said, at most `depth_interval` ago)",
+    ["queue"],
+)
+CONSUMER_LAG_SECONDS = Gauge(
+    "ordersystem_consumer_lag_seconds",
+    "Age of the oldest delivered message not yet applied (its event's time, to the second; "
+    "0 when none waits)",
+    ["queue"],
+)
+DEAD_LETTERED = Counter(
+    "ordersystem_consumer_dead_lettered_messages_total",
+    "Poison messages set aside in the queue's dead-letter queue",
+    ["queue"],
+)
+CONSUMER_HANDLED = Counter(
+    "ordersystem_consumer_handled_events_total",
+    "Events a consumer without position tracking handled (servicekit.consumer)",
+    ["consumer"],
+)
+
+# Each read model a projector keeps (projections.projector).
+READ_MODEL_POSITION = Gauge(
+    "ordersystem_read_model_position",
+    "The log position a read model has applied, as committed with it",
+    ["read_model"],
+)
+READ_MODEL_APPLIED = Counter(
+    "ordersystem_read_model_applied_events_total", "Events applied to a read model", ["read_model"]
+)
+READ_MODEL_DUPLICATES = Counter(
+    "ordersystem_read_model_duplicates_total",
+    "Messages at or below a read model's position, dropped",
+    ["read_model"],
+)
+READ_MODEL_HEALED = Counter(
+    "ordersystem_read_model_healed_events_total",
+    "Events fetched from the feed to fill a gap in what the broker delivered",
+    ["read_model"],
+)
+COMMIT_TO_VISIBLE = Histogram(
+    "ordersystem_read_model_commit_to_visible_seconds",
+    "From an event's commit to the event store to the commit of the read model that applies it",
+    ["read_model"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a worker process serves its metrics; port 0: it serves none."""
+
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/metrics"
+
+
+def serve_metrics(endpoint: Endpoint) -> None:
+    """Serve this process's metrics at `endpoint`, from a thread of their own (a relay,
+    consumer or projector process; the APIs serve theirs on their own port)."""
+    if endpoint.port == 0:
+        return
+    try:
+        start_http_server(endpoint.port, addr=endpoint.host)
+    except OSError as exc:  # the port is taken: say which, rather than a traceback
+        raise SystemExit(f"cannot serve metrics on {endpoint.host}:{endpoint.port}: {exc}") from exc
+    log.info("metrics on %s", endpoint.url)
 
 
 def exposition() -> bytes:

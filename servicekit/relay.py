@@ -15,15 +15,20 @@ import contextlib
 import logging
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import aio_pika
 import aiormq
 import psycopg
 from aio_pika.abc import AbstractChannel
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from contracts.codec import encode
 from contracts.events import Envelope, IntegrationEvent
+from servicekit import metrics
 from servicekit.eventlog import EventLog
 from servicekit.messaging import channel, keep_running
 
@@ -149,8 +154,14 @@ class Relay:
         self.failures = 0  # times a lead ended in an error (broker or database trouble)
         self.reads = 0  # pages read, empty or not (a wake-up costs one)
         self.stores = 0  # position UPDATEs
+        self.leading = False  # holds the lock (a standby does not)
         self._stored_at = 0.0
         self._last_read = -math.inf  # when the last relaying began
+        name = settings.name
+        self._position_metric = metrics.RELAY_POSITION.labels(name)
+        self._leading_metric = metrics.RELAY_LEADING.labels(name)
+        self._published_metric = metrics.RELAY_PUBLISHED.labels(name)
+        self._confirm_metric = metrics.RELAY_CONFIRM.labels(name)
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Lead (or stand by) until `stopping` is set; back off and retry on any failure."""
@@ -170,26 +181,39 @@ class Relay:
         async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as session:
             if not await self._become_leader(session, stopping):
                 return
-            self.position = await published_position(session, self.settings.name)
-            self.confirmed, self._stored_at = self.position, time.monotonic()
-            log.info("relay %s leads from position %d", self.settings.name, self.position)
-            async with (
-                channel(self.settings.amqp_url) as opened,
-                await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as listener,
-            ):
-                await opened.declare_exchange(
-                    self.settings.exchange, aio_pika.ExchangeType.TOPIC, durable=True
-                )
-                publisher = await Publisher.on(opened, self.settings.exchange)
-                await listener.execute(f'LISTEN "{self.settings.channel}"')
-                news = True
-                while not stopping.is_set():
-                    if news:
-                        await self._relay_all(session, publisher)
-                    if self._store_due_in() <= 0:
-                        await self._store(session)
-                    news = await self._wait_for_news(listener, stopping)
-                await self._store(session)  # a clean stop leaves nothing to publish again
+            try:
+                await self._relay_as_leader(session, stopping)
+            finally:
+                self.leading = False
+                self._leading_metric.set(0)
+
+    async def _relay_as_leader(
+        self, session: psycopg.AsyncConnection[object], stopping: asyncio.Event
+    ) -> None:
+        conninfo = self.settings.conninfo
+        self.position = await published_position(session, self.settings.name)
+        self.confirmed, self._stored_at = self.position, time.monotonic()
+        self.leading = True
+        self._leading_metric.set(1)
+        self._position_metric.set(self.confirmed)
+        log.info("relay %s leads from position %d", self.settings.name, self.position)
+        async with (
+            channel(self.settings.amqp_url) as opened,
+            await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as listener,
+        ):
+            await opened.declare_exchange(
+                self.settings.exchange, aio_pika.ExchangeType.TOPIC, durable=True
+            )
+            publisher = await Publisher.on(opened, self.settings.exchange)
+            await listener.execute(f'LISTEN "{self.settings.channel}"')
+            news = True
+            while not stopping.is_set():
+                if news:
+                    await self._relay_all(session, publisher)
+                if self._store_due_in() <= 0:
+                    await self._store(session)
+                news = await self._wait_for_news(listener, stopping)
+            await self._store(session)  # a clean stop leaves nothing to publish again
 
     async def _relay_all(
         self, session: psycopg.AsyncConnection[object], publisher: Publisher
@@ -203,6 +227,7 @@ class Relay:
         self._last_read = time.monotonic()
         page = await self._read(session, self.confirmed)
         while page:
+            started = time.monotonic()
             confirming = asyncio.ensure_future(publish_confirmed(publisher, page))
             full = len(page) == self.settings.page_size
             try:
@@ -210,6 +235,7 @@ class Relay:
                 await confirming
             finally:
                 confirming.cancel()  # a no-op once confirmed; else the lead failed mid-page
+            self._confirm_metric.observe(time.monotonic() - started)
             await self._confirmed(session, page, full)
             page = following
 
@@ -237,6 +263,8 @@ class Relay:
         """
         self.published += len(page)
         self.confirmed = page[-1].position
+        self._published_metric.inc(len(page))
+        self._position_metric.set(self.confirmed)
         if full or self._store_due_in() <= 0:
             await self._store(session)
 
@@ -319,3 +347,44 @@ def relay_lag(event_log: EventLog, conninfo: str, name: str) -> dict[str, int]:
             row = None
     position = int(row[0]) if row else 0
     return {"published_position": position, "lag": event_log.pending(position)}
+
+
+class RelayLag(Collector):
+    """How far a relay trails its log, read at each scrape: the public events after its
+    confirmed position (a standby's: the stored one), and the age of the oldest of them.
+    Registered by the relay process (servicekit.service.ServiceRelay.run)."""
+
+    def __init__(self, relay: Relay) -> None:
+        self.relay = relay
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        relay = self.relay
+        name = relay.settings.name
+        try:
+            if relay.leading:
+                position = relay.confirmed
+                behind = relay.log.pending(position)
+            else:  # a standby: how far the leader, wherever it runs, has stored
+                lag = relay_lag(relay.log, relay.settings.conninfo, name)
+                position, behind = lag["published_position"], lag["lag"]
+            oldest = (
+                relay.log.read_chained(after=position, limit=1, previous=None) if behind else []
+            )
+        except (psycopg.Error, OSError) as exc:  # the database is away: say nothing of lag
+            log.debug("relay %s: lag not read: %s", name, exc)
+            return
+        age = (datetime.now(UTC) - oldest[0].occurred_at).total_seconds() if oldest else 0.0
+        events = GaugeMetricFamily(
+            "ordersystem_relay_lag_events",
+            "Public events in the log that the relay has not published yet",
+            labels=["relay"],
+        )
+        events.add_metric([name], behind)
+        seconds = GaugeMetricFamily(
+            "ordersystem_relay_lag_seconds",
+            "Age of the oldest public event the relay has not published yet (0 when none)",
+            labels=["relay"],
+        )
+        seconds.add_metric([name], max(0.0, age))
+        yield events
+        yield seconds

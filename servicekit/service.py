@@ -11,13 +11,15 @@ from functools import partial
 from typing import Any, Generic, Protocol, TypeVar
 
 from eventsourcing.application import Application
+from prometheus_client import REGISTRY
 
 from servicekit.consumer import ConsumerSettings
 from servicekit.eventlog import EventLog, Translate
 from servicekit.health import Check
 from servicekit.messaging import Subscription
+from servicekit.metrics import Endpoint, serve_metrics
 from servicekit.postgres import PostgresSettings
-from servicekit.relay import Relay, RelaySettings, relay_lag
+from servicekit.relay import Relay, RelayLag, RelaySettings, relay_lag
 from servicekit.schema import Step, migrated
 from servicekit.signals import stop_on_signals
 
@@ -40,6 +42,10 @@ class ServiceSettings(Protocol):
     def relay_interval(self) -> float: ...
     @property
     def batch_interval(self) -> float: ...
+    @property
+    def metrics_host(self) -> str: ...
+    @property
+    def relay_metrics_port(self) -> int: ...
 
     def eventsourcing_env(self) -> dict[str, str]: ...
 
@@ -80,6 +86,8 @@ class ServiceRelay(Generic[App]):
         make = partial(self.application, env=settings.eventsourcing_env())
         app = await asyncio.to_thread(migrated, make, settings.postgres, self.migrations)
         relay = self.relay(settings, app)
+        REGISTRY.register(RelayLag(relay))
+        serve_metrics(Endpoint(settings.metrics_host, settings.relay_metrics_port))
         try:
             await relay.run(stopping)
         finally:

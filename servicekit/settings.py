@@ -33,3 +33,8 @@ def relay_interval() -> float:
 
 def batch_interval() -> float:
     return setting(BATCH_INTERVAL, "BATCH_INTERVAL")
+
+
+def metrics_host() -> str:
+    """Where the relays, consumers and projectors serve their metrics."""
+    return setting("127.0.0.1", "METRICS_HOST")

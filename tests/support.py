@@ -155,6 +155,16 @@ class ServiceProcess:
             os.killpg(self.process.pid, signal.SIGKILL)  # a worker that outlived the server
 
 
+# Each worker role's metrics port (the services' settings).
+METRICS_PORT_VARIABLES = (
+    "ORDERS_RELAY_METRICS_PORT",
+    "PAYMENTS_RELAY_METRICS_PORT",
+    "PAYMENT_PROCESSOR_METRICS_PORT",
+    "PAYMENT_RESULTS_METRICS_PORT",
+    "PROJECTOR_METRICS_PORT",
+)
+
+
 @dataclass
 class Worker:
     """A worker process of ours (`ordersystem relay`, `ordersystem project ...`).
@@ -165,13 +175,21 @@ class Worker:
     command: tuple[str, ...]
     env: Mapping[str, str]
     process: subprocess.Popen[bytes] | None = None
+    metrics_port: int = field(default_factory=free_port)
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     def start(self) -> Worker:
-        """Start the process, unless it is running already."""
+        """Start the process, unless it is running already. It serves its metrics on a free
+        port of its own: every worker's port variable names it, and its role reads one."""
         if self.process is not None and self.process.poll() is None:
             return self
         argv = [sys.executable, "-m", "ordersystem", *self.command]
-        self.process = subprocess.Popen(argv, env={**os.environ, **self.env}, cwd=ROOT)
+        ports = dict.fromkeys(METRICS_PORT_VARIABLES, str(self.metrics_port))
+        env = {**os.environ, "METRICS_HOST": "127.0.0.1", **ports, **self.env}
+        self.process = subprocess.Popen(argv, env=env, cwd=ROOT)
         return self
 
     def kill(self) -> None:
