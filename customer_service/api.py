@@ -134,7 +134,7 @@ def create_app(settings: Settings) -> Litestar:
             open=False,
         )
         await pool.open(wait=False)
-        app.state.customers = CustomerStore(pool)
+        app.state.customers = CustomerStore(pool, settings.postgres.dbname)
         app.state.feed = FeedClient(settings.order_service_url, timeout=1.5)
         try:
             yield

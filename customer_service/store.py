@@ -14,7 +14,7 @@ from projections.orders_by_status import OrdersByStatus
 from projections.orders_count import OrdersCount
 from projections.tracking import TRACKING_TABLE
 from servicekit import schema
-from servicekit.failfast import GuardedAsyncPool
+from servicekit.failfast import DatabaseGate, GuardedAsyncPool
 from servicekit.postgres import PostgresSettings
 from servicekit.schema import Step
 
@@ -70,8 +70,9 @@ def seed(settings: PostgresSettings) -> int:
 
 
 class CustomerStore:
-    def __init__(self, pool: AsyncConnectionPool[AsyncConnection[Any]]) -> None:
-        self.pool = GuardedAsyncPool(pool)  # fails fast while the database is unreachable
+    def __init__(self, pool: AsyncConnectionPool[AsyncConnection[Any]], database: str = "") -> None:
+        # Fails fast while the database is unreachable; `database` names the gate's metrics.
+        self.pool = GuardedAsyncPool(pool, DatabaseGate(name=(database, "store")))
 
     async def get(self, customer_id: int) -> CustomerV1 | None:
         async with self.pool.connection() as conn:

@@ -48,7 +48,9 @@ def create_app(settings: Settings) -> Litestar:
             connect_timeout=settings.customer_connect_timeout,
             read_timeout=settings.customer_read_timeout,
             breaker=CircuitBreaker(
-                threshold=settings.breaker_threshold, reset_after=settings.breaker_reset_after
+                threshold=settings.breaker_threshold,
+                reset_after=settings.breaker_reset_after,
+                name="customer-service",
             ),
             cache_ttl=settings.customer_cache_ttl,
             token=settings.customer_service_token,

@@ -21,9 +21,10 @@ import psycopg
 from eventsourcing.application import Application, project_aggregate
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from psycopg import AsyncConnection
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool
 
-from servicekit.failfast import GuardedAsyncPool
+from servicekit.failfast import DatabaseGate, GuardedAsyncPool
 from servicekit.groupcommit import AsyncGroupCommitter, GroupCommitter
 from servicekit.metrics import EVENTS_APPENDED, GROUP_COMMIT_BATCH
 from servicekit.recorder import OneTripRecorder
@@ -128,7 +129,8 @@ async def open_loop_pool(conninfo: str, size: int = 2) -> GuardedAsyncPool:
         timeout=2.0,
     )
     await pool.open(wait=False)
-    return GuardedAsyncPool(pool, ping_idle_after=IDLE_PING)
+    gate = DatabaseGate(name=(str(conninfo_to_dict(conninfo).get("dbname", "")), "loop"))
+    return GuardedAsyncPool(pool, gate, ping_idle_after=IDLE_PING)
 
 
 class GroupCommitApplication(LoopApplication, Generic[Unit]):

@@ -30,6 +30,8 @@ from eventsourcing.utils import Environment
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from servicekit import metrics
+
 SHORT_WAIT = 0.25  # seconds between looks at the pool's count of failed connection attempts
 
 
@@ -43,8 +45,16 @@ class DatabaseGate:
     """Open while connections come; closed after a failure, with one probe per interval."""
 
     def __init__(
-        self, *, probe_every: float = 1.0, clock: Callable[[], float] = time.monotonic
+        self,
+        *,
+        probe_every: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        name: tuple[str, str] | None = None,  # (database, pool): names its metrics
     ) -> None:
+        self._closed_metric = metrics.GATE_CLOSED.labels(*name) if name else None
+        self._closings_metric = metrics.GATE_CLOSINGS.labels(*name) if name else None
+        if self._closed_metric is not None:
+            self._closed_metric.set(0)
         self.probe_every = probe_every
         self.clock = clock
         self._lock = threading.Lock()
@@ -72,6 +82,9 @@ class DatabaseGate:
         with self._lock:
             if not self._reason:
                 self._next_probe = self.clock() + self.probe_every
+                if self._closed_metric is not None and self._closings_metric is not None:
+                    self._closed_metric.set(1)
+                    self._closings_metric.inc()
             self._reason = reason or "no connection"
 
     def succeeded(self) -> None:
@@ -79,6 +92,8 @@ class DatabaseGate:
             return
         with self._lock:
             self._reason = ""
+            if self._closed_metric is not None:
+                self._closed_metric.set(0)
 
 
 class Acquisition:
@@ -228,4 +243,5 @@ class PostgresFactory(postgres.PostgresFactory):
 
     def __init__(self, env: Environment) -> None:
         super().__init__(env)
-        self.datastore.pool = GuardedPool(self.datastore.pool, DatabaseGate())  # type: ignore[assignment]
+        gate = DatabaseGate(name=(env.get("POSTGRES_DBNAME") or "", "library"))
+        self.datastore.pool = GuardedPool(self.datastore.pool, gate)  # type: ignore[assignment]

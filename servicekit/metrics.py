@@ -134,6 +134,27 @@ COMMIT_TO_VISIBLE = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
 
+# The guards in front of a dependency (servicekit.breaker, servicekit.failfast). Set as they
+# change, at a call; "livemax": an API's worst worker, when several serve it.
+BREAKER_STATE = Gauge(
+    "ordersystem_circuit_breaker_state",
+    "A circuit breaker as of its last call: 0 closed, 1 half-open (a trial call passes), "
+    "2 open (calls fail fast)",
+    ["breaker"],
+    multiprocess_mode="livemax",
+)
+GATE_CLOSED = Gauge(
+    "ordersystem_database_gate_closed",
+    "1 while calls to a database fail fast (its connections failed), 0 while they go through",
+    ["database", "pool"],
+    multiprocess_mode="livemax",
+)
+GATE_CLOSINGS = Counter(
+    "ordersystem_database_gate_closings_total",
+    "Times a database's gate closed: the database was found unreachable",
+    ["database", "pool"],
+)
+
 
 @dataclass(frozen=True)
 class Endpoint:

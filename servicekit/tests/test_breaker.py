@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from prometheus_client import REGISTRY
 
 from servicekit.breaker import CircuitBreaker, CircuitOpenError
 
@@ -69,3 +70,23 @@ def test_a_failed_trial_opens_the_circuit_again_and_a_good_one_closes_it() -> No
     clock.now += 5.1
     cb.record_success()
     assert cb.state == "closed"
+
+
+def test_its_metric_shows_the_state_of_its_last_call() -> None:
+    clock = Clock()
+    cb = CircuitBreaker(threshold=2, reset_after=5.0, clock=clock, name="test-breaker-metric")
+
+    def shown() -> float | None:
+        return REGISTRY.get_sample_value(
+            "ordersystem_circuit_breaker_state", {"breaker": "test-breaker-metric"}
+        )
+
+    assert shown() == 0  # closed
+    cb.record_failure()
+    cb.record_failure()
+    assert shown() == 2  # open
+    clock.now += 5.0
+    cb.before_call()
+    assert shown() == 1  # half-open: this call is the trial
+    cb.record_success()
+    assert shown() == 0

@@ -4,6 +4,7 @@ one) behind a link to the real Postgres that the test cuts and mends."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import threading
 import time
@@ -14,6 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 from eventsourcing.application import AggregateNotFoundError, Application
+from prometheus_client import REGISTRY
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
@@ -83,6 +85,37 @@ def test_reads_fail_fast_while_the_database_is_cut_off_and_work_again_after(
             assert time.monotonic() < deadline, "the database came back, the app did not"
             time.sleep(0.2)
     assert pool_of(app).gate.is_open
+
+
+@pytest.mark.integration
+def test_the_gates_metrics_show_the_cut_and_count_the_closing(
+    app: Application[uuid.UUID], link: Link
+) -> None:
+    labels = {"database": app.factory.env.get("POSTGRES_DBNAME") or "", "pool": "library"}
+
+    def closed() -> float | None:
+        return REGISTRY.get_sample_value("ordersystem_database_gate_closed", labels)
+
+    def closings() -> float:
+        return REGISTRY.get_sample_value("ordersystem_database_gate_closings_total", labels) or 0
+
+    read(app)
+    before = closings()
+    assert closed() == 0
+
+    link.cut()
+    timed_failure(app)
+    timed_failure(app)
+    assert (closed(), closings()) == (1, before + 1)  # closed once, however many calls fail
+
+    link.mend()
+    deadline = time.monotonic() + 15
+    while closed() != 0:
+        with contextlib.suppress(DatabaseUnavailableError):
+            read(app)
+        assert time.monotonic() < deadline, "the gate did not open again"
+        time.sleep(0.2)
+    assert closings() == before + 1
 
 
 @pytest.mark.integration
