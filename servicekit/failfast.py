@@ -243,5 +243,5 @@ class PostgresFactory(postgres.PostgresFactory):
 
     def __init__(self, env: Environment) -> None:
         super().__init__(env)
-        gate = DatabaseGate(name=(env.get("POSTGRES_DBNAME") or "", "library"))
+        gate = DatabaseGate(name=(env.get(self.POSTGRES_DBNAME) or "", "library"))
         self.datastore.pool = GuardedPool(self.datastore.pool, gate)  # type: ignore[assignment]

@@ -19,7 +19,12 @@ from prometheus_client import REGISTRY
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from servicekit.failfast import DatabaseUnavailableError, GuardedAsyncPool, GuardedPool
+from servicekit.failfast import (
+    DatabaseUnavailableError,
+    GuardedAsyncPool,
+    GuardedPool,
+    PostgresFactory,
+)
 from servicekit.postgres import PostgresSettings
 from servicekit.schema import event_store_migrations
 from tests.peers import Link
@@ -91,7 +96,10 @@ def test_reads_fail_fast_while_the_database_is_cut_off_and_work_again_after(
 def test_the_gates_metrics_show_the_cut_and_count_the_closing(
     app: Application[uuid.UUID], link: Link
 ) -> None:
-    labels = {"database": app.factory.env.get("POSTGRES_DBNAME") or "", "pool": "library"}
+    labels = {
+        "database": app.factory.env.get(PostgresFactory.POSTGRES_DBNAME) or "",
+        "pool": "library",
+    }
 
     def closed() -> float | None:
         return REGISTRY.get_sample_value("ordersystem_database_gate_closed", labels)
