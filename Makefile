@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install run test test-unit lint fmt lock preflight bench bench-ab bench-env profile faults fuzz up down clean
+.PHONY: help install run test test-tools test-unit lint fmt lock preflight bench bench-ab bench-env profile faults fuzz up down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -24,9 +24,12 @@ preflight: $(STAMP) ## check that Postgres and RabbitMQ answer, and say how to s
 run: $(STAMP) ## start every process of the system (Ctrl-C stops them all)
 	$(BIN)/ordersystem run
 
-test: $(STAMP) ## unit, integration and end-to-end tests (needs Postgres and RabbitMQ)
+test: $(STAMP) test-tools ## unit, integration and end-to-end tests (needs Postgres and RabbitMQ)
 	$(BIN)/ordersystem preflight
 	$(BIN)/pytest -q
+
+test-tools: ## install the tools the tests run beside the servers (Prometheus), when missing
+	@sh .ci/test-tools
 
 test-unit: $(STAMP) ## only the tests that need no server
 	$(BIN)/pytest -q -m "not integration and not e2e"
