@@ -228,3 +228,54 @@ def test_the_backing_services_are_postgres_16_and_rabbitmq_313_with_management()
     assert re.fullmatch(r"rabbitmq:3\.13[\w.-]*-management[\w.-]*", str(rabbitmq["image"]))
     assert rabbitmq["healthcheck"]["test"][-3:] == ["rabbitmq-diagnostics", "-q", "ping"]
     assert {5672, 15672} <= container_ports(rabbitmq)
+
+
+def metrics_port(service: Service) -> int:
+    """Where this process of ours serves its metrics, with its command and environment."""
+    command, env = command_of(service), environment_of(service)
+    if command[0] == "serve":
+        return listening_port(service)
+    which = {
+        ("relay", "orders"): ("orders", "relay_metrics_port"),
+        ("relay", "payments"): ("payments", "relay_metrics_port"),
+        ("consume", "order-created"): ("payments", "processor_metrics_port"),
+        ("consume", "payment-results"): ("orders", "payment_results_metrics_port"),
+        ("project",): ("customers", "projector_metrics_port"),
+    }
+    key = ("project",) if command[0] == "project" else tuple(command[:2])
+    assert key in which, f"no metrics port known for `ordersystem {' '.join(command)}`"
+    package, field = which[key]
+    return int(getattr(SERVICES[package].settings(env), field))
+
+
+def test_prometheus_scrapes_every_process_of_ours_where_it_serves_its_metrics() -> None:
+    prometheus = SERVICES_IN_COMPOSE["prometheus"]
+    mounted = {str(v).split(":")[1]: ROOT / str(v).split(":")[0] for v in prometheus["volumes"]}
+    config = yaml.safe_load(mounted["/etc/prometheus/prometheus.yml"].read_text(encoding="utf-8"))
+    scraped = {
+        target
+        for job in config["scrape_configs"]
+        for static in job["static_configs"]
+        for target in static["targets"]
+    }
+
+    expected = {f"{name}:{metrics_port(service)}" for name, service in LONG_RUNNING.items()}
+    assert scraped == expected
+    for name, service in LONG_RUNNING.items():
+        if command_of(service)[0] != "serve":  # a worker listens beyond its container
+            assert environment_of(service)["METRICS_HOST"] == "0.0.0.0", name
+
+
+def test_grafana_is_provisioned_with_prometheus_and_the_dashboard() -> None:
+    grafana = SERVICES_IN_COMPOSE["grafana"]
+    mounted = {str(v).split(":")[1]: ROOT / str(v).split(":")[0] for v in grafana["volumes"]}
+    provisioning = mounted["/etc/grafana/provisioning"]
+    source = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())
+    dashboards = mounted["/var/lib/grafana/dashboards"]
+    board = json.loads((dashboards / "ordersystem.json").read_text(encoding="utf-8"))
+
+    assert source["datasources"][0]["url"] == "http://prometheus:9090"
+    uids = {panel["datasource"]["uid"] for panel in board["panels"]}
+    assert uids == {source["datasources"][0]["uid"]}
+    provider = yaml.safe_load((provisioning / "dashboards" / "ordersystem.yml").read_text())
+    assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"

@@ -6,6 +6,7 @@ APIs and the five workers every half second, from a scrape config generated for 
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -17,7 +18,7 @@ from order_service.application import Orders
 from order_service.relay import event_log
 from tests.e2e.conftest import System, start_system
 from tests.prometheus import Prometheus, prometheus_finding
-from tests.support import Databases, eventually, require
+from tests.support import ROOT, Databases, eventually, require
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("rabbitmq_up")]
 
@@ -142,3 +143,22 @@ async def test_a_held_back_projector_shows_its_lag_in_prometheus_until_it_catche
         finally:
             holder.execute("SELECT pg_advisory_unlock(hashtext('projection:orders_count'))")
     await equals(prometheus, lag, 0)
+
+
+DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "ordersystem.json"
+
+
+def dashboard_queries() -> list[tuple[str, str]]:
+    board = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    return [(panel["title"], t["expr"]) for panel in board["panels"] for t in panel["targets"]]
+
+
+async def test_every_dashboard_panel_query_returns_data(
+    system: System, prometheus: Prometheus
+) -> None:
+    # Grafana does not run here: each panel's PromQL goes to this Prometheus instead, after
+    # the tests above drove orders through every process (rates look back a minute).
+    await equals(prometheus, "count(up == 1)", len(targets(system)))
+    empty = [(title, expr) for title, expr in dashboard_queries() if not prometheus.query(expr)]
+    assert not empty, f"panels without data: {empty}"
+    assert len(dashboard_queries()) >= 15
