@@ -27,6 +27,7 @@ from ordersystem.commands import (
     cmd_run,
     cmd_seed,
     cmd_serve,
+    cmd_status,
     cmd_verify,
 )
 
@@ -65,6 +66,23 @@ def parser() -> argparse.ArgumentParser:
         "run",
         cmd_run,
         "start every process (three APIs, two relays, the consumers), restart any that dies",
+    )
+    status = add(
+        "status",
+        cmd_status,
+        "a live table of every process `ordersystem run` starts, from its metrics: health, "
+        "log position, lag in events and seconds, rate; Ctrl-C ends it",
+    )
+    status.add_argument(
+        "--once",
+        action="store_true",
+        help="print the table a single time and exit: 0 when every process is healthy, 1 if not",
+    )
+    status.add_argument(
+        "--interval",
+        type=float,
+        default=1.0,
+        help="seconds between the two scrapes a rate is measured over, and between refreshes",
     )
     serve = add("serve", cmd_serve, "serve one HTTP API in the foreground")
     serve.add_argument("service", choices=sorted(SERVICES), help="which API")

@@ -219,22 +219,57 @@ def cmd_run(_: argparse.Namespace) -> int:
     return 0
 
 
-def metrics_endpoints(env: Mapping[str, str]) -> str:
-    """Where `ordersystem run`'s processes serve their metrics, a line each."""
+def process_endpoints(env: Mapping[str, str]) -> dict[str, tuple[str, str | None, str | None]]:
+    """Each process `ordersystem run` starts: its kind, where it serves its metrics (None:
+    nowhere) and, for an API, its readiness endpoint."""
     apis = {name: SERVICES[name].settings(env) for name in ("customers", "orders", "payments")}
     customers, orders, payments = apis.values()
-    lines = [f"  {name} API: http://{_local(s.host)}:{s.port}/metrics" for name, s in apis.items()]
+    found: dict[str, tuple[str, str | None, str | None]] = {}
+    for name, settings in apis.items():
+        base = f"http://{_local(settings.host)}:{settings.port}"
+        found[f"{name} API"] = ("api", f"{base}/metrics", f"{base}/health/ready")
     workers = (
-        ("relay orders", orders, orders.relay_metrics_port),
-        ("relay payments", payments, payments.relay_metrics_port),
-        ("consume order-created", payments, payments.processor_metrics_port),
-        ("consume payment-results", orders, orders.payment_results_metrics_port),
-        ("projector", customers, customers.projector_metrics_port),
+        ("relay orders", "relay", orders, orders.relay_metrics_port),
+        ("relay payments", "relay", payments, payments.relay_metrics_port),
+        ("consume order-created", "consumer", payments, payments.processor_metrics_port),
+        ("consume payment-results", "consumer", orders, orders.payment_results_metrics_port),
+        ("projector", "projector", customers, customers.projector_metrics_port),
     )
-    for name, settings, port in workers:
-        where = f"http://{_local(settings.metrics_host)}:{port}/metrics" if port else "off"
-        lines.append(f"  {name}: {where}")
+    for name, kind, settings, port in workers:
+        url = f"http://{_local(settings.metrics_host)}:{port}/metrics" if port else None
+        found[name] = (kind, url, None)
+    return found
+
+
+def metrics_endpoints(env: Mapping[str, str]) -> str:
+    """Where `ordersystem run`'s processes serve their metrics, a line each."""
+    lines = [f"  {name}: {url or 'off'}" for name, (_, url, _) in process_endpoints(env).items()]
     return "metrics:\n" + "\n".join(lines)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Every process's health, position, lag and rate: once, or live until Ctrl-C."""
+    from rich.console import Console
+    from rich.live import Live
+
+    from ordersystem.status import Target, rows, table
+
+    targets = [
+        Target(name, kind, url, ready)
+        for name, (kind, url, ready) in process_endpoints(os.environ).items()
+        if url is not None
+    ]
+    console = Console()
+    if args.once:
+        found = rows(targets, interval=args.interval)
+        console.print(table(found))
+        return 0 if all(r.healthy for r in found) else 1
+    with Live(table(rows(targets, interval=args.interval)), console=console) as live:
+        try:
+            while True:
+                live.update(table(rows(targets, interval=args.interval)))
+        except KeyboardInterrupt:
+            return 0
 
 
 def _local(host: str) -> str:

@@ -7,6 +7,7 @@ compared with what the event stores hold.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -22,7 +23,7 @@ from payment_service.application import Payments
 from payment_service.relay import event_log as payment_log
 from tests.broker import publish_raw
 from tests.e2e.conftest import System, start_system
-from tests.support import Databases, eventually
+from tests.support import Databases, eventually, free_port, ordersystem
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("rabbitmq_up")]
 
@@ -280,3 +281,65 @@ async def test_a_duplicate_and_a_poison_message_are_counted(
         within=20,
         what="one duplicate and one poison message counted",
     )
+
+
+def status_env(system: System) -> dict[str, str]:
+    """Where this system's processes are, as `ordersystem status` reads it: the settings."""
+    ports = {
+        "ORDER_API_PORT": system.orders.port,
+        "CUSTOMER_API_PORT": system.customers.port,
+        "PAYMENT_API_PORT": system.payments.port,
+        "ORDERS_RELAY_METRICS_PORT": system.workers["relay"].metrics_port,
+        "PAYMENTS_RELAY_METRICS_PORT": system.workers["payment-relay"].metrics_port,
+        "PAYMENT_PROCESSOR_METRICS_PORT": system.workers["payments"].metrics_port,
+        "PAYMENT_RESULTS_METRICS_PORT": system.workers["payment-results"].metrics_port,
+        "PROJECTOR_METRICS_PORT": system.workers["projector"].metrics_port,
+    }
+    return {name: str(port) for name, port in ports.items()}
+
+
+def status_rows(output: str) -> dict[str, list[str]]:
+    """The table's rows by process: its cells, stripped."""
+    found = {}
+    for line in output.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("│┃").split("│")]
+        if len(cells) == 6 and cells[0] and cells[0] != "process":
+            found[cells[0]] = cells[1:]
+    return found
+
+
+async def test_status_once_shows_every_process_its_position_and_no_lag(
+    system: System, stores: tuple[Orders, Payments]
+) -> None:
+    order_events, payment_events = await settled(system, stores)
+
+    done = await asyncio.to_thread(
+        ordersystem, "status", "--once", "--interval", "0.3", env=status_env(system)
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    table = status_rows(done.stdout)
+    assert set(table) == {
+        "customers API",
+        "orders API",
+        "payments API",
+        "relay orders",
+        "relay payments",
+        "consume order-created",
+        "consume payment-results",
+        "projector",
+    }
+    assert {table[api][0] for api in ("customers API", "orders API", "payments API")} == {"ready"}
+    assert table["relay orders"][:4] == ["leading", f"{order_events[-1].position:,}", "0", "0.0"]
+    assert table["relay payments"][:2] == ["leading", f"{payment_events[-1].position:,}"]
+    assert table["projector"][:4] == ["up", f"{order_events[-1].position:,}", "0", "0.0"]
+    assert table["consume payment-results"][:2] == ["up", f"{payment_events[-1].position:,}"]
+
+
+async def test_status_once_fails_when_a_process_is_down(system: System) -> None:
+    env = {**status_env(system), "PROJECTOR_METRICS_PORT": str(free_port())}  # nobody there
+
+    done = await asyncio.to_thread(ordersystem, "status", "--once", "--interval", "0.1", env=env)
+
+    assert done.returncode == 1
+    assert status_rows(done.stdout)["projector"][0] == "down"
