@@ -30,8 +30,6 @@ from eventsourcing.utils import Environment
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from servicekit import metrics
-
 SHORT_WAIT = 0.25  # seconds between looks at the pool's count of failed connection attempts
 
 
@@ -51,6 +49,10 @@ class DatabaseGate:
         clock: Callable[[], float] = time.monotonic,
         name: tuple[str, str] | None = None,  # (database, pool): names its metrics
     ) -> None:
+        # Imported here, not above: the CLI imports this module before `serve` tells
+        # prometheus-client where an API's workers share their figures (servicekit.serve).
+        from servicekit import metrics
+
         self._closed_metric = metrics.GATE_CLOSED.labels(*name) if name else None
         self._closings_metric = metrics.GATE_CLOSINGS.labels(*name) if name else None
         if self._closed_metric is not None:

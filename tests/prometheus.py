@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from ordersystem.preflight import Finding
-from tests.support import free_port
+from tests.support import free_port, terminate
 
 SCRAPE_INTERVAL = "500ms"
 REMEDY = "install it: apt-get install prometheus (make test-tools does)"
@@ -110,12 +110,6 @@ class Prometheus:
         return float(result[0]["value"][1])
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
         if self.directory is not None:
             shutil.rmtree(self.directory, ignore_errors=True)

@@ -198,13 +198,19 @@ class Worker:
         self.process.wait()
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
+
+
+def terminate(process: subprocess.Popen[bytes] | None, timeout: float = 15) -> None:
+    """SIGTERM a process of the test's own and wait for it; SIGKILL after `timeout`."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def relay_process(env: Mapping[str, str]) -> Worker:

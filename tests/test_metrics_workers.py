@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import Databases, ServiceProcess
+from tests.support import ROOT, Databases, ServiceProcess
 
 pytestmark = pytest.mark.integration
 
@@ -42,3 +44,17 @@ def test_every_request_is_counted_once_whichever_of_two_workers_took_it(
         api.stop()
 
     assert scrapes == [40.0] * 6
+
+
+def test_the_cli_leaves_prometheus_client_to_the_workers_it_serves() -> None:
+    # prometheus-client picks its mode (one process, or workers sharing a directory) when it
+    # is first imported; `ordersystem serve` must reach servicekit.serve, which names the
+    # directory, before anything imports it, or the forked workers count apart.
+    probe = (
+        "import sys, ordersystem.cli, servicekit.serve; print('prometheus_client' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+
+    assert done.stdout.strip() == "False"
