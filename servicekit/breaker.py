@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from servicekit import metrics
+
 STATES = {"closed": 0, "half-open": 1, "open": 2}  # the values of its metric
 
 
@@ -29,10 +31,6 @@ class CircuitBreaker:
         clock: Callable[[], float] = time.monotonic,
         name: str | None = None,  # names its metric; unnamed, it has none
     ) -> None:
-        # Imported here, not above: the CLI imports this module before `serve` tells
-        # prometheus-client where an API's workers share their figures (servicekit.serve).
-        from servicekit import metrics
-
         self._metric = metrics.BREAKER_STATE.labels(name) if name else None
         if self._metric is not None:
             self._metric.set(STATES["closed"])

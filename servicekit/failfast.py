@@ -30,6 +30,8 @@ from eventsourcing.utils import Environment
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from servicekit import metrics
+
 SHORT_WAIT = 0.25  # seconds between looks at the pool's count of failed connection attempts
 
 
@@ -49,14 +51,14 @@ class DatabaseGate:
         clock: Callable[[], float] = time.monotonic,
         name: tuple[str, str] | None = None,  # (database, pool): names its metrics
     ) -> None:
-        # Imported here, not above: the CLI imports this module before `serve` tells
-        # prometheus-client where an API's workers share their figures (servicekit.serve).
-        from servicekit import metrics
-
-        self._closed_metric = metrics.GATE_CLOSED.labels(*name) if name else None
-        self._closings_metric = metrics.GATE_CLOSINGS.labels(*name) if name else None
-        if self._closed_metric is not None:
-            self._closed_metric.set(0)
+        # Its gauge (closed: 1) and its count of closings; an unnamed gate has none.
+        self._metrics = (
+            (metrics.GATE_CLOSED.labels(*name), metrics.GATE_CLOSINGS.labels(*name))
+            if name
+            else None
+        )
+        if self._metrics is not None:
+            self._metrics[0].set(0)
         self.probe_every = probe_every
         self.clock = clock
         self._lock = threading.Lock()
@@ -84,9 +86,9 @@ class DatabaseGate:
         with self._lock:
             if not self._reason:
                 self._next_probe = self.clock() + self.probe_every
-                if self._closed_metric is not None and self._closings_metric is not None:
-                    self._closed_metric.set(1)
-                    self._closings_metric.inc()
+                if self._metrics is not None:
+                    self._metrics[0].set(1)
+                    self._metrics[1].inc()
             self._reason = reason or "no connection"
 
     def succeeded(self) -> None:
@@ -94,8 +96,8 @@ class DatabaseGate:
             return
         with self._lock:
             self._reason = ""
-            if self._closed_metric is not None:
-                self._closed_metric.set(0)
+            if self._metrics is not None:
+                self._metrics[0].set(0)
 
 
 class Acquisition:

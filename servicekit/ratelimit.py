@@ -29,7 +29,6 @@ from litestar.types import (
 from servicekit.problems import PROBLEM_MEDIA_TYPE, ProblemError
 
 UNLIMITED_PREFIXES = ("/health", "/schema")
-DEFAULT_RATE_LIMIT = 1000.0  # per client: more than one client needs here, less than all
 
 
 class TokenBuckets:

@@ -6,11 +6,11 @@ Each function is a field for a service's settings dataclass (servicekit.env.sett
 from __future__ import annotations
 
 from servicekit.env import setting
-from servicekit.ratelimit import DEFAULT_RATE_LIMIT
 
 DEFAULT_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
 RELAY_PAGE_SIZE = 500
 RELAY_INTERVAL = 0.03  # seconds: the shortest time between two reads of a relay
+DEFAULT_RATE_LIMIT = 1000.0  # per client: more than one client needs here, less than all
 BATCH_INTERVAL = 0.02  # seconds: the shortest time between two batches of a consumer
 
 
