@@ -7,7 +7,6 @@ import json
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 import httpx
 
 from ordersystem.preflight import Finding
-from tests.support import free_port, terminate
+from tests.support import free_port, terminate, wait_until_ready
 
 SCRAPE_INTERVAL = "500ms"
 REMEDY = "install it: apt-get install prometheus (make test-tools does)"
@@ -76,21 +75,12 @@ class Prometheus:
             stderr=log,
         )
         log.close()  # the child holds it
-        deadline = time.monotonic() + within
-        while not self._ready():
-            if self.process.poll() is not None:
-                said = (self.directory / "prometheus.log").read_text()[-2000:]
-                raise RuntimeError(f"prometheus exited with {self.process.returncode}: {said}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"prometheus not ready within {within}s")
-            time.sleep(0.1)
-        return self
-
-    def _ready(self) -> bool:
         try:
-            return httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
+            wait_until_ready(f"{self.url}/-/ready", self.process, timeout=within)
+        except RuntimeError as exc:  # it exited: say what it said
+            said = (self.directory / "prometheus.log").read_text()[-2000:]
+            raise RuntimeError(f"{exc}: {said}") from exc
+        return self
 
     def query(self, promql: str) -> list[dict[str, Any]]:
         """An instant query's result: one {metric, value} per series (a vector)."""
