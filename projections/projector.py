@@ -14,7 +14,6 @@ Their locks are taken in name order, so two projectors never wait on each other 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -93,7 +92,6 @@ class ReadModelMetrics:
     visible: Histogram
 
     @classmethod
-    @functools.cache
     def of(cls, name: str) -> ReadModelMetrics:
         return cls(
             metrics.READ_MODEL_POSITION.labels(name),
@@ -140,6 +138,9 @@ class Projector:
         self.settings = settings
         self.feed = feed
         self.stats = Stats()  # over all its read models
+        # Made now, not at the first commit: a series that starts at 0 lets a rate see the
+        # first events too.
+        self._figures = [ReadModelMetrics.of(p.name) for p in self.projections]
         self.failures = 0
 
     async def run(self, stopping: asyncio.Event) -> None:
@@ -231,8 +232,7 @@ class Projector:
         """Each read model's figures (servicekit.metrics), once its transaction committed:
         what it applied is visible from now on."""
         now = datetime.now(UTC)
-        for projection, outcome in zip(self.projections, outcomes, strict=True):
-            figures = ReadModelMetrics.of(projection.name)
+        for figures, outcome in zip(self._figures, outcomes, strict=True):
             figures.position.set(outcome.position)
             figures.applied.inc(len(outcome.apply))
             figures.duplicates.inc(outcome.duplicates)
