@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -145,15 +146,26 @@ def start_system(databases: Databases, *, prefix: str = "", workers: bool = Fals
     return system
 
 
+@contextlib.asynccontextmanager
+async def running_system(databases: Databases, *, prefix: str = "") -> AsyncIterator[System]:
+    """Every process of a system, its consumers' queues declared; all removed after."""
+    running = start_system(databases, prefix=prefix, workers=True)
+    try:
+        await running.wait_for_consumer_queues()
+        yield running
+    finally:
+        running.stop()
+        await running.delete_messaging()
+
+
 @pytest.fixture(scope="session")
 async def system(databases: Databases, rabbitmq_up: None) -> AsyncIterator[System]:
-    running = start_system(databases, prefix=f"t{RUN_ID}.e2e", workers=True)
-    running.topology = await Topology.declare_on(running.exchange, f"{running.prefix}.inspect")
-    await running.wait_for_consumer_queues()
-    yield running
-    running.stop()
-    await running.topology.delete_queues()
-    await running.delete_messaging()
+    async with running_system(databases, prefix=f"t{RUN_ID}.e2e") as running:
+        running.topology = await Topology.declare_on(running.exchange, f"{running.prefix}.inspect")
+        try:
+            yield running
+        finally:
+            await running.topology.delete_queues()
 
 
 @pytest.fixture

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
-import httpx
 import psycopg
 import pytest
 
 from order_service.application import Orders
 from order_service.relay import event_log
-from tests.e2e.conftest import System, start_system
+from tests.e2e.conftest import System, running_system
+from tests.e2e.orders import place_orders
 from tests.prometheus import Prometheus, prometheus_finding
 from tests.support import ROOT, Databases, eventually, require
 
@@ -28,11 +27,8 @@ ORDERS = 20
 @pytest.fixture(scope="module")
 async def system(databases: Databases) -> AsyncIterator[System]:
     require(prometheus_finding())
-    running = start_system(databases, workers=True)
-    await running.wait_for_consumer_queues()
-    yield running
-    running.stop()
-    await running.delete_messaging()
+    async with running_system(databases) as running:
+        yield running
 
 
 def targets(system: System) -> dict[str, str]:
@@ -53,13 +49,6 @@ def prometheus(system: System) -> Iterator[Prometheus]:
     running = Prometheus(targets(system)).start()
     yield running
     running.stop()
-
-
-async def post_orders(system: System, count: int) -> None:
-    body: dict[str, Any] = {"customer_id": 4, "product_name": "Dial", "quantity": 2, "price": "3"}
-    async with httpx.AsyncClient(base_url=system.orders.url, timeout=10) as client:
-        for _ in range(count):
-            assert (await client.post("/api/v1/orders", json=body)).status_code == 201
 
 
 def public_order_events(system: System) -> int:
@@ -98,7 +87,7 @@ async def test_prometheus_scrapes_every_process(system: System, prometheus: Prom
 async def test_the_counters_match_the_orders_and_every_lag_returns_to_zero(
     system: System, prometheus: Prometheus
 ) -> None:
-    await post_orders(system, ORDERS)
+    await place_orders(system, ORDERS)
     created = (
         'http_requests_total{job="orders-api",method="POST",route="/api/v1/orders",status="201"}'
     )
@@ -136,7 +125,7 @@ async def test_a_held_back_projector_shows_its_lag_in_prometheus_until_it_catche
     with psycopg.connect(system.customers_db.conninfo(), autocommit=True) as holder:
         holder.execute("SELECT pg_advisory_lock(hashtext('projection:orders_count'))")
         try:
-            await post_orders(system, 5)
+            await place_orders(system, 5)
             await eventually(
                 lambda: (prometheus.scalar(lag) or 0) >= 5, within=20, what=f"{lag} >= 5"
             )

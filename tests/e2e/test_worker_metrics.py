@@ -22,7 +22,8 @@ from order_service.relay import event_log as order_log
 from payment_service.application import Payments
 from payment_service.relay import event_log as payment_log
 from tests.broker import publish_raw
-from tests.e2e.conftest import System, start_system
+from tests.e2e.conftest import System, running_system
+from tests.e2e.orders import place_orders
 from tests.support import Databases, eventually, free_port, ordersystem
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("rabbitmq_up")]
@@ -32,11 +33,8 @@ ORDERS = 12
 
 @pytest.fixture(scope="module")
 async def system(databases: Databases) -> AsyncIterator[System]:
-    running = start_system(databases, prefix="", workers=True)
-    await running.wait_for_consumer_queues()
-    yield running
-    running.stop()
-    await running.delete_messaging()
+    async with running_system(databases) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -60,16 +58,6 @@ def scrape(system: System, worker: str) -> dict[tuple[str, frozenset[tuple[str, 
 
 def value(system: System, worker: str, name: str, **labels: str) -> float:
     return scrape(system, worker).get((name, frozenset(labels.items())), 0.0)
-
-
-async def post_orders(system: System, count: int, customer_id: int = 3) -> None:
-    body: dict[str, Any] = {"product_name": "Gauge", "quantity": 1, "price": "4.50"}
-    async with httpx.AsyncClient(base_url=system.orders.url, timeout=10) as client:
-        for _ in range(count):
-            response = await client.post(
-                "/api/v1/orders", json={**body, "customer_id": customer_id}
-            )
-            assert response.status_code == 201
 
 
 def public(app: Orders | Payments, log: Any) -> list[Any]:
@@ -108,7 +96,7 @@ async def settled(system: System, stores: tuple[Orders, Payments]) -> tuple[list
 async def test_each_worker_counts_what_it_carried_and_its_lag_returns_to_zero(
     system: System, stores: tuple[Orders, Payments]
 ) -> None:
-    await post_orders(system, ORDERS)
+    await place_orders(system, ORDERS)
     order_events, payment_events = await settled(system, stores)
     created = [e for e in order_events if e.type == "order.created"]
     assert len(created) == ORDERS
@@ -193,7 +181,7 @@ async def test_a_projector_held_back_shows_its_lag_then_catches_up(
     with psycopg.connect(system.customers_db.conninfo(), autocommit=True) as holder:
         holder.execute("SELECT pg_advisory_lock(hashtext('projection:orders_count'))")
         try:
-            await post_orders(system, 5)
+            await place_orders(system, 5)
             await eventually(
                 lambda: (
                     value(system, "projector", "ordersystem_consumer_lag_events", queue=queue) >= 5
