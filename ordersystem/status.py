@@ -10,7 +10,6 @@ second. An API's health is its readiness endpoint; a worker is up when it answer
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import httpx
@@ -122,15 +121,11 @@ def _readiness(url: str) -> str:
     return "ready" if response.status_code == 200 else f"not ready ({response.status_code})"
 
 
-def rows(
-    targets: list[Target],
-    interval: float = 1.0,
-    wait: Callable[[float], None] = time.sleep,
-) -> list[Row]:
+def rows(targets: list[Target], interval: float = 1.0) -> list[Row]:
     """Every target scraped, then again after `interval`: their rows."""
     before = {t.name: scrape(t.metrics_url) for t in targets}
     started = time.monotonic()
-    wait(interval)
+    time.sleep(interval)  # the span a rate is measured over
     after = {t.name: scrape(t.metrics_url) for t in targets}
     seconds = max(time.monotonic() - started, 1e-3)
     return [row(t, before[t.name], after[t.name], seconds) for t in targets]
@@ -145,8 +140,3 @@ def table(found: list[Row]) -> Table:
         health = r.health if r.healthy else f"[bold red]{r.health}[/]"
         shown.add_row(r.process, health, r.position, r.lag_events, r.lag_seconds, r.rate)
     return shown
-
-
-def targets_from(endpoints: Mapping[str, tuple[str, str, str | None]]) -> list[Target]:
-    """`endpoints`: each process's kind, metrics URL and readiness URL (APIs only)."""
-    return [Target(name, kind, url, ready) for name, (kind, url, ready) in endpoints.items()]
