@@ -28,6 +28,8 @@ class Settings:
     batch_interval: float = shared.batch_interval()
     projection_stall_after: float = setting(30.0, "PROJECTION_STALL_AFTER")
     projection_catch_up_interval: float = setting(2.0, "PROJECTION_CATCH_UP_INTERVAL")
+    # How long a read asking for a position (X-Min-Position) waits for orders_count to reach it.
+    min_position_deadline: float = setting(2.0, "MIN_POSITION_DEADLINE")
     api_token: str = setting("", "CUSTOMER_SERVICE_TOKEN", secret=True)
     metrics_host: str = shared.metrics_host()
     projector_metrics_port: int = setting(9105, "PROJECTOR_METRICS_PORT")  # 0: none

@@ -40,10 +40,18 @@ SEED: tuple[tuple[int, str, str], ...] = (
     (5, "Edsger Dijkstra", "21 Oude Delft, Delft"),
 )
 
+# Each read also says how far orders_count had got in the same snapshot: the position a
+# reader waiting for its own write compares (projections.watch).
 _SELECT = (
-    "SELECT c.id, c.customer_name, c.address, coalesce(n.orders_count, 0) AS orders_count"
+    "SELECT c.id, c.customer_name, c.address, coalesce(n.orders_count, 0) AS orders_count,"
+    " (SELECT position FROM projection_positions WHERE name = 'orders_count') AS position"
     " FROM customers c LEFT JOIN orders_count n ON n.customer_id = c.id"
 )
+_POSITION = "SELECT position FROM projection_positions WHERE name = 'orders_count'"
+
+
+def _customer(row: tuple[Any, ...]) -> CustomerV1:
+    return CustomerV1(id=row[0], customer_name=row[1], address=row[2], orders_count=row[3])
 
 
 def migrate(settings: PostgresSettings) -> int:
@@ -69,25 +77,35 @@ def seed(settings: PostgresSettings) -> int:
         return max(inserted, 0)
 
 
+async def _position(conn: AsyncConnection[Any]) -> int:
+    row = await (await conn.execute(_POSITION, prepare=True)).fetchone()
+    return int(row[0]) if row else 0
+
+
 class CustomerStore:
     def __init__(self, pool: AsyncConnectionPool[AsyncConnection[Any]], database: str = "") -> None:
         # Fails fast while the database is unreachable; `database` names the gate's metrics.
         self.pool = GuardedAsyncPool(pool, DatabaseGate(name=(database, "store")))
 
-    async def get(self, customer_id: int) -> CustomerV1 | None:
+    async def get(self, customer_id: int) -> tuple[CustomerV1 | None, int]:
+        """The customer (None if there is none), and the position orders_count was at."""
         async with self.pool.connection() as conn:
-            cur = conn.cursor(row_factory=class_row(CustomerV1))
-            await cur.execute(_SELECT + " WHERE c.id = %s", (customer_id,))
-            return await cur.fetchone()
+            cur = await conn.execute(_SELECT + " WHERE c.id = %s", (customer_id,), prepare=True)
+            row = await cur.fetchone()
+            if row is None:
+                return None, await _position(conn)
+            return _customer(row), int(row[4] or 0)
 
-    async def page(self, *, limit: int, after: int) -> list[CustomerV1]:
+    async def page(self, *, limit: int, after: int) -> tuple[list[CustomerV1], int]:
+        """A page of customers by id, and the position orders_count was at."""
         async with self.pool.connection() as conn:
-            cur = conn.cursor(row_factory=class_row(CustomerV1))
-            await cur.execute(
-                _SELECT + " WHERE c.id > %s ORDER BY c.id LIMIT %s",
-                (after, limit),
+            cur = await conn.execute(
+                _SELECT + " WHERE c.id > %s ORDER BY c.id LIMIT %s", (after, limit), prepare=True
             )
-            return await cur.fetchall()
+            rows = await cur.fetchall()
+            if not rows:
+                return [], await _position(conn)
+            return [_customer(row) for row in rows], int(rows[0][4] or 0)
 
     async def add(self, *, customer_name: str, address: str) -> CustomerV1:
         async with self.pool.connection() as conn:

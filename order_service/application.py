@@ -29,6 +29,7 @@ from order_service.usecases import (
     PaymentResult,
     Placement,
     PlaceOrder,
+    Recorded,
     VersionMismatchError,
 )
 from order_service.views import OrderPage, OrderView
@@ -44,12 +45,24 @@ IDEMPOTENCY_NAMESPACE = UUID("6f1d0c1e-9c7a-4d5e-8a43-2b8f0f7d5e10")
 TRANSITION_ATTEMPTS = 3  # without If-Match, a lost race is retried on the fresh state
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Unit:
-    """What one save commits: collected events (safe to retry) and their summary rows."""
+    """What one save commits: collected events (safe to retry) and their summary rows;
+    once committed, the log position of its last event."""
 
     events: list[Any]
     views: list[OrderView]
+    position: int | None = None
+
+
+def _positioned(units: list[_Unit], positions: list[int]) -> None:
+    """Give each committed unit the position of its last event: `positions` are the
+    transaction's events' positions, in the order the units' events were saved."""
+    taken = 0
+    for unit in units:
+        if unit.events:
+            taken += len(unit.events)
+            unit.position = positions[taken - 1]
 
 
 _ENVELOPE_FIELDS = {"originator_id", "originator_version", "timestamp", "originator_topic"}
@@ -78,11 +91,12 @@ class Orders(GroupCommitApplication[_Unit]):
         self.summaries: OrderSummaries = recorder
         return recorder
 
-    def save_orders(self, *orders: Order) -> list[OrderView]:
-        """Save the orders' new events and their summaries, atomically; the summaries."""
+    def save_orders(self, *orders: Order) -> Recorded:
+        """Save the orders' new events and their summaries, atomically; the first order's
+        summary, and the position of the last event saved."""
         unit = self._unit(*orders)
         self.save_unit(unit)
-        return unit.views
+        return Recorded(unit.views[0], unit.position)
 
     @staticmethod
     def _unit(*orders: Order) -> _Unit:
@@ -94,23 +108,26 @@ class Orders(GroupCommitApplication[_Unit]):
     def commit_units(self, units: list[_Unit]) -> None:
         """One transaction for all the units' events and summary rows."""
         events = [event for unit in units for event in unit.events]
-        self.save(*events, order_views=[view for unit in units for view in unit.views])
+        views = [view for unit in units for view in unit.views]
+        recordings = self.save(*events, order_views=views)
+        _positioned(units, [recording.notification.id for recording in recordings])
 
     async def commit_units_on_loop(self, units: list[_Unit]) -> None:
         events = [event for unit in units for event in unit.events]
-        await self.on_loop.save(events, order_views=[view for unit in units for view in unit.views])
+        views = [view for unit in units for view in unit.views]
+        _positioned(units, await self.on_loop.save(events, order_views=views))
 
     def place(
         self, command: PlaceOrder, *, idempotency_key: str | None = None, correlation_id: str = ""
     ) -> Placement:
         order = self._placed(command, idempotency_key, correlation_id)
         try:
-            (saved,) = self.save_orders(order)
+            saved = self.save_orders(order)
         except IntegrityError:
             if idempotency_key is None:
                 raise
-            return Placement(self._replay(order.id, command), created=False)
-        return Placement(saved, created=True)
+            return self._replay(order.id, command)
+        return Placement(saved.order, saved.position, created=True)
 
     async def place_from_loop(
         self, command: PlaceOrder, *, idempotency_key: str | None = None, correlation_id: str = ""
@@ -125,20 +142,22 @@ class Orders(GroupCommitApplication[_Unit]):
         except IntegrityError:
             if idempotency_key is None:
                 raise
-            replayed = await asyncio.to_thread(self._replay, order.id, command)
-            return Placement(replayed, created=False)
-        return Placement(unit.views[0], created=True)  # the row just saved
+            return await asyncio.to_thread(self._replay, order.id, command)
+        return Placement(unit.views[0], unit.position, created=True)  # the row just saved
 
     @staticmethod
     def _placed(command: PlaceOrder, idempotency_key: str | None, correlation_id: str) -> Order:
         order_id = order_id_for(idempotency_key)
         return Order.place(order_id=order_id, correlation_id=correlation_id, **vars(command))
 
-    def _replay(self, order_id: UUID, command: PlaceOrder) -> OrderView:
+    def _replay(self, order_id: UUID, command: PlaceOrder) -> Placement:
+        """The order an Idempotency-Key placed before, with the position of its placing: the
+        replay records nothing, but its caller may still wait to read what was placed."""
         placed = self._order(order_id, version=1)
         if not placed.same_request(**vars(command)):
             raise IdempotencyKeyReusedError(order_id)
-        return self.get_order(order_id)
+        position = self.summaries.position_of(order_id, version=1)
+        return Placement(self.get_order(order_id), position, created=False)
 
     def transition(
         self,
@@ -148,7 +167,7 @@ class Orders(GroupCommitApplication[_Unit]):
         expected_version: int | None = None,
         reason: str = "",
         correlation_id: str = "",
-    ) -> OrderView:
+    ) -> Recorded:
         """Confirm, ship, deliver or cancel; never loses an update to a concurrent one."""
 
         def act(order: Order) -> bool:
@@ -177,7 +196,7 @@ class Orders(GroupCommitApplication[_Unit]):
             reason=reason,
             correlation_id=correlation_id,
         )
-        return self._update(order_id, result.record_on)
+        return self._update(order_id, result.record_on).order
 
     async def record_payments(self, results: list[PaymentResult]) -> list[str | None]:
         """Take a batch of payment results: its orders read in one query, the changes saved
@@ -206,7 +225,7 @@ class Orders(GroupCommitApplication[_Unit]):
 
     def _update(
         self, order_id: UUID, change: Callable[[Order], bool], expected_version: int | None = None
-    ) -> OrderView:
+    ) -> Recorded:
         """Load, change, save. A lost race is retried on the fresh state, or reported when
         the caller named the version it expected."""
         for _ in range(TRANSITION_ATTEMPTS):
@@ -214,9 +233,9 @@ class Orders(GroupCommitApplication[_Unit]):
             if expected_version is not None and order.version != expected_version:
                 raise VersionMismatchError(order.version)
             if not change(order):
-                return OrderView.of(order)  # nothing to record
+                return Recorded(OrderView.of(order), None)  # nothing to record
             try:
-                (saved,) = self.save_orders(order)
+                saved = self.save_orders(order)
             except IntegrityError:  # another change took this version first
                 if expected_version is not None:
                     raise VersionMismatchError(expected_version + 1) from None

@@ -28,6 +28,10 @@ class OrderSummaries(Protocol):
         self, *, customer_id: int | None, limit: int, before: int | None
     ) -> OrderPage: ...
 
+    def position_of(self, order_id: Any, *, version: int) -> int | None:
+        """The log position of this version of the order; None if it was never stored."""
+        ...
+
 
 def _page(rows: list[tuple[int, OrderView]], limit: int) -> OrderPage:
     more = len(rows) > limit
@@ -90,6 +94,10 @@ class PostgresOrderRecorder(OneTripRecorder):
             " AND (%(before)s::bigint IS NULL OR seq < %(before)s)"
             " ORDER BY seq DESC LIMIT %(limit)s"
         ).format(t=table, columns=SQL(", ").join(map(Identifier, _COLUMNS)))
+        self._select_position = SQL(
+            "SELECT notification_id FROM {events}"
+            " WHERE originator_id = %s AND originator_version = %s"
+        ).format(events=Identifier(self.datastore.schema, self.events_table_name))
 
     def extra_sql(self) -> Composable:
         table = Identifier(self.datastore.schema, SUMMARIES)
@@ -120,6 +128,12 @@ class PostgresOrderRecorder(OneTripRecorder):
             curs.execute(self._select, params, prepare=True)
             rows = [(row.pop("seq"), OrderView(**row)) for row in curs.fetchall()]
         return _page(rows, limit)
+
+    def position_of(self, order_id: Any, *, version: int) -> int | None:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self._select_position, (order_id, version), prepare=True)
+            row = curs.fetchone()
+        return None if row is None else int(row["notification_id"])
 
 
 class InMemoryOrderRecorder(POPOApplicationRecorder):
@@ -163,3 +177,8 @@ class InMemoryOrderRecorder(POPOApplicationRecorder):
             and (before is None or row[0] < before)
         ]
         return _page(rows[: limit + 1], limit)
+
+    def position_of(self, order_id: Any, *, version: int) -> int | None:
+        with self._database_lock:  # a notification id is an index into the log, from 1
+            index = self._stored_events_index[str(order_id)].get(version)
+        return None if index is None else index + 1

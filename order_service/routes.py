@@ -20,6 +20,7 @@ from litestar.openapi.spec import Operation
 from litestar.params import FromPath, HeaderParameter, Parameter
 
 from contracts.customers import CustomerV1
+from contracts.positions import EVENT_POSITION_HEADER, ORDER_LOG, LogPosition
 from order_service.application import Orders
 from order_service.customers import CustomerServiceClient
 from order_service.feed import list_events
@@ -32,7 +33,7 @@ from order_service.requests import (
     parse_cancel_reason,
     parse_place_order,
 )
-from order_service.usecases import ACTIONS, HistoryEntry
+from order_service.usecases import ACTIONS, HistoryEntry, Recorded
 from order_service.views import OrderView
 from servicekit.http import (
     cursor_param,
@@ -88,6 +89,15 @@ def order_uuid(order_id: str) -> UUID:
         raise order_not_found(order_id) from None
 
 
+def recorded_headers(recorded: Recorded) -> dict[str, str]:
+    """The headers of an answer that recorded a change: the order's version and the log
+    position a reader can wait for (contracts.positions)."""
+    headers = {"ETag": f'"{recorded.order.version}"'}
+    if recorded.position is not None:
+        headers[EVENT_POSITION_HEADER] = str(LogPosition(ORDER_LOG, recorded.position))
+    return headers
+
+
 def idempotency_key(request: Request[Any, Any, Any]) -> str | None:
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX:
@@ -130,8 +140,8 @@ async def create_order(
         status_code=201 if placed.created else 200,
         headers={
             "Location": f"/api/v1/orders/{order.id}",
-            "ETag": f'"{order.version}"',
             CORRELATION_HEADER: correlation,
+            **recorded_headers(placed),
         },
     )
 
@@ -170,7 +180,7 @@ def _transition_handler(action: str) -> HTTPRouteHandler:
         body = await request.body()
         # No body at all is no reason; anything else must be JSON (whitespace alone is not).
         reason = parse_cancel_reason(decode_json(body) if body else {})
-        view = await call(
+        recorded = await call(
             orders(state).transition,
             order,
             action,
@@ -178,7 +188,7 @@ def _transition_handler(action: str) -> HTTPRouteHandler:
             reason=reason,
             correlation_id=correlation_id(request),
         )
-        return Response(view, headers={"ETag": f'"{view.version}"'})
+        return Response(recorded.order, headers=recorded_headers(recorded))
 
     return transition
 

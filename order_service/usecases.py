@@ -61,8 +61,16 @@ class HistoryEntry(msgspec.Struct, frozen=True, kw_only=True):
 
 
 @dataclass(frozen=True)
-class Placement:
+class Recorded:
+    """An order after a change, and the log position of the last event the change recorded
+    (None when it recorded nothing): what a reader waits for to read its own write."""
+
     order: OrderView
+    position: int | None
+
+
+@dataclass(frozen=True)
+class Placement(Recorded):
     created: bool  # False when an Idempotency-Key replay returned the existing order
 
 

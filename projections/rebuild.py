@@ -17,7 +17,7 @@ from psycopg import sql
 
 from projections.feed import FeedClient
 from projections.projection import Projection
-from projections.tracking import SESSION_LOCK, SESSION_UNLOCK, ensure_tracking
+from projections.tracking import NOTIFY_POSITION, SESSION_LOCK, SESSION_UNLOCK, ensure_tracking
 
 REBUILD, VERIFY = "_rebuild", "_verify"
 
@@ -77,8 +77,8 @@ async def rebuild(
                 for table in projection.tables:
                     await _swap(db, table, REBUILD)
                 await db.execute(
-                    "UPDATE projection_positions SET position = %s, updated_at = now()"
-                    " WHERE name = %s",
+                    "UPDATE projection_positions AS p SET position = %s, updated_at = now()"
+                    f" WHERE name = %s RETURNING {NOTIFY_POSITION}",
                     (position, projection.name),
                 )
         finally:

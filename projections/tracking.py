@@ -37,12 +37,16 @@ async def ensure_tracking(conn: AsyncConnection[Any], name: str) -> None:
 
 LOCK_ALL = "SELECT pg_advisory_xact_lock(hashtext('projection:' || n)) FROM unnest(%s::text[]) n"
 POSITIONS = "SELECT name, position FROM projection_positions WHERE name = ANY(%s)"
+# Whoever moves a position tells the readers waiting for it (projections.watch), in the same
+# statement: the notification is delivered when the transaction commits, never before.
+NOTIFY_POSITION = "pg_notify('projection_positions', p.name || ':' || p.position)"
 ADVANCE = (
     "UPDATE projection_positions AS p SET position = v.position, applied = p.applied + v.applied,"
     " duplicates = p.duplicates + v.duplicates, healed = p.healed + v.healed,"
     " poisoned = p.poisoned + v.poisoned, updated_at = now()"
     " FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[])"
     " AS v(name, position, applied, duplicates, healed, poisoned) WHERE p.name = v.name"
+    f" RETURNING {NOTIFY_POSITION}"
 )
 
 

@@ -61,22 +61,25 @@ class LoopSaves:
         self.recorder = app.recorder if isinstance(app.recorder, OneTripRecorder) else None
         self.pool = pool if self.recorder is not None else None
 
-    async def save(self, events: Sequence[Any], **kwargs: Any) -> None:
-        """What `app.save(*events, **kwargs)` writes; a version conflict raises the
-        library's IntegrityError and writes nothing."""
+    async def save(self, events: Sequence[Any], **kwargs: Any) -> list[int]:
+        """What `app.save(*events, **kwargs)` writes; each event's position in the log (its
+        notification id), in order. A version conflict raises the library's IntegrityError
+        and writes nothing."""
         if self.recorder is None or self.pool is None:
-            await asyncio.to_thread(self.app.save, *events, **kwargs)
-            return
+            recordings = await asyncio.to_thread(self.app.save, *events, **kwargs)
+            return [recording.notification.id for recording in recordings]
         stored = [self.app.mapper.to_stored_event(event) for event in events]
         statement = self.recorder.append_statement(stored, **kwargs)
         if statement is None:
-            return
+            return []
         async with self.pool.connection() as conn:
             try:
-                await conn.execute(*statement, prepare=True)
+                cursor = await conn.execute(*statement, prepare=True)
             except psycopg.IntegrityError as exc:  # as the library's recorder reports it
                 raise IntegrityError(str(exc)) from exc
+            positions = [row[0] for row in await cursor.fetchall()]
         EVENTS_APPENDED.labels(self.recorder.events_table_name).inc(len(stored))
+        return positions
 
     async def streams(self, ids: Sequence[Any]) -> dict[Any, list[StoredEvent]]:
         """Every stored event of each of these aggregates, in version order (one with none

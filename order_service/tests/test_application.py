@@ -72,6 +72,8 @@ def test_a_key_places_a_new_order_once_and_then_returns_it(orders: Orders) -> No
     placed = orders.place(widget(), idempotency_key="k-3")
     fresh = orders.place(widget(), idempotency_key="never-used")
 
-    assert orders.place(widget(), idempotency_key="k-3") == Placement(placed.order, created=False)
+    replayed = Placement(placed.order, placed.position, created=False)  # where it was placed
+    assert orders.place(widget(), idempotency_key="k-3") == replayed
+    assert placed.position is not None
     assert fresh.created
     assert fresh.order.id != placed.order.id

@@ -22,8 +22,12 @@ from order_service.domain import (
     Status,
 )
 from order_service.tests.conftest import stored_order
-from order_service.usecases import ConcurrentModificationError, PlaceOrder, VersionMismatchError
-from order_service.views import OrderView
+from order_service.usecases import (
+    ConcurrentModificationError,
+    PlaceOrder,
+    Recorded,
+    VersionMismatchError,
+)
 
 COMMANDS = {
     Status.CONFIRMED: "confirm",
@@ -88,9 +92,11 @@ def place(orders: Orders) -> uuid.UUID:
 def test_a_transition_is_saved_and_listed_at_once(orders: Orders) -> None:
     order_id = place(orders)
 
-    confirmed = orders.transition(order_id, "confirm", correlation_id="req-1")
+    recorded = orders.transition(order_id, "confirm", correlation_id="req-1")
+    confirmed = recorded.order
 
     assert (confirmed.status, confirmed.version) == ("confirmed", 2)
+    assert recorded.position == 2  # the log's second event: the placing was the first
     assert orders.get_order(order_id) == confirmed
     assert orders.list_orders(customer_id=1, limit=5).orders == [confirmed]
 
@@ -103,7 +109,7 @@ def test_an_if_match_on_a_stale_version_is_refused(orders: Orders) -> None:
         orders.transition(order_id, "cancel", expected_version=1)
 
     assert stale.value.current == 2
-    assert orders.transition(order_id, "cancel", expected_version=2).status == "cancelled"
+    assert orders.transition(order_id, "cancel", expected_version=2).order.status == "cancelled"
 
 
 def test_the_history_lists_every_event_with_the_status_after_it(orders: Orders) -> None:
@@ -138,7 +144,7 @@ def test_the_order_at_a_moment_is_the_state_after_its_last_event_by_then(
 class LosingRace(Orders):
     """An application whose saves of a transition always find the version taken."""
 
-    def save_orders(self, *orders: Order) -> list[OrderView]:
+    def save_orders(self, *orders: Order) -> Recorded:
         if any(order.version > 1 for order in orders):
             raise IntegrityError("version taken")
         return super().save_orders(*orders)
@@ -182,7 +188,7 @@ def test_an_order_stored_before_currency_existed_is_read_with_the_default(
     old = orders.get_order(order_id)
 
     assert (old.currency, old.product_name, old.total) == ("EUR", "Lamp", Decimal("60.00"))
-    assert orders.transition(order_id, "confirm").status == "confirmed"  # and it lives on
+    assert orders.transition(order_id, "confirm").order.status == "confirmed"  # it lives on
 
 
 def test_only_a_paid_order_can_be_shipped() -> None:

@@ -119,7 +119,7 @@ def test_a_transition_updates_the_summary_and_keeps_the_order_in_its_place(
     first = orders.place(widget(customer)).order
     second = orders.place(widget(customer)).order
 
-    confirmed = orders.transition(first.id, "confirm")
+    confirmed = orders.transition(first.id, "confirm").order
 
     assert listed(orders, customer) == [second, confirmed]
 
@@ -152,10 +152,28 @@ def test_orders_saved_together_are_listed_in_the_order_they_were_given(
     ]
 
 
+def test_each_save_learns_the_log_position_of_its_last_event(orders: Orders, customer: int) -> None:
+    placed = orders.place(widget(customer))
+    confirmed = orders.transition(placed.order.id, "confirm")
+    units = [Orders._unit(unsaved(customer)) for _ in range(3)]
+    orders.commit_units(units)  # one transaction, as a group commit makes
+
+    assert orders.summaries.position_of(placed.order.id, version=1) == placed.position
+    assert orders.summaries.position_of(placed.order.id, version=2) == confirmed.position
+    assert orders.summaries.position_of(placed.order.id, version=3) is None
+    positions = [unit.position for unit in units]
+    assert positions == [
+        orders.summaries.position_of(unit.views[0].id, version=1) for unit in units
+    ]
+    chain = [p for p in (placed.position, confirmed.position, *positions) if p is not None]
+    assert len(chain) == 5
+    assert chain == sorted(set(chain))  # in commit order, none shared
+
+
 def test_a_refused_save_lists_none_of_the_orders_in_it(orders: Orders, customer: int) -> None:
     existing = orders.place(widget(customer)).order
     stale: Order = orders.repository.get(existing.id)
-    confirmed = orders.transition(existing.id, "confirm")  # version 2 is taken
+    confirmed = orders.transition(existing.id, "confirm").order  # version 2 is taken
     stale.cancel("too late")  # version 2 again
     newcomer = unsaved(customer)
 
@@ -169,7 +187,7 @@ def test_an_older_summary_arriving_late_never_replaces_a_newer_one(
     orders: Orders, customer: int
 ) -> None:
     placed = orders.place(widget(customer)).order
-    confirmed = orders.transition(placed.id, "confirm")
+    confirmed = orders.transition(placed.id, "confirm").order
 
     orders.recorder.insert_events([], order_views=[placed])
 

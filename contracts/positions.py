@@ -1,0 +1,60 @@
+"""Log positions as tokens: what a write answers with, and what a read may wait for.
+
+A position is a notification id of one event log. The order log and the payment log are
+separate sequences, so a token names its log: `orders:1042`. The order service answers every
+request that records an event with the position of the last one (`X-Event-Position`); a read
+of a read model kept from that log may ask for at least that position (`X-Min-Position`, or
+`?min_position=`), and learns the position it was served at (`X-Projection-Position`).
+docs/decisions/0014-read-your-writes.md says why, and what a token means when partitioned.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+ORDER_LOG = "orders"
+PAYMENT_LOG = "payments"
+LOGS = (ORDER_LOG, PAYMENT_LOG)
+
+EVENT_POSITION_HEADER = "X-Event-Position"
+MIN_POSITION_HEADER = "X-Min-Position"
+MIN_POSITION_QUERY = "min_position"
+PROJECTION_POSITION_HEADER = "X-Projection-Position"
+
+MAX_POSITION = 2**63 - 1  # a bigint notification id
+_TOKEN = re.compile(r"([a-z]+):([0-9]{1,19})")
+
+
+class PositionTokenError(ValueError):
+    """A token that is not `<log>:<position>`, or names no log there is."""
+
+
+class OtherLogError(PositionTokenError):
+    """A well-formed token for a log other than the one asked about."""
+
+
+@dataclass(frozen=True, order=True)
+class LogPosition:
+    log: str
+    position: int
+
+    def __str__(self) -> str:
+        return f"{self.log}:{self.position}"
+
+    @classmethod
+    def parse(cls, token: str, *, log: str) -> LogPosition:
+        """The position a token names in `log`; raises OtherLogError for a token of another
+        log, PositionTokenError for anything else that is not a token."""
+        found = _TOKEN.fullmatch(token.strip())
+        if found is None:
+            raise PositionTokenError(f"a position is <log>:<number>, such as {log}:42")
+        named, digits = found.group(1), found.group(2)
+        if named not in LOGS:
+            raise PositionTokenError(f"no log is called {named!r}; the logs are {', '.join(LOGS)}")
+        if named != log:
+            raise OtherLogError(f"a position in the {named} log, and this is kept from {log}")
+        position = int(digits)
+        if position > MAX_POSITION:
+            raise PositionTokenError(f"a position is at most {MAX_POSITION}")
+        return cls(named, position)
