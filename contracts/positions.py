@@ -23,6 +23,7 @@ MIN_POSITION_QUERY = "min_position"
 PROJECTION_POSITION_HEADER = "X-Projection-Position"
 
 MAX_POSITION = 2**63 - 1  # a bigint notification id
+PATTERN = r"^[a-z]+:[0-9]{1,19}$"  # a token's form, as an OpenAPI document states it
 _TOKEN = re.compile(r"([a-z]+):([0-9]{1,19})")
 
 

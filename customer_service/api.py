@@ -24,6 +24,7 @@ from contracts.positions import (
     LogPosition,
     PositionTokenError,
 )
+from contracts.positions import PATTERN as TOKEN_PATTERN
 from customer_service.projector import projection_health
 from customer_service.settings import Settings
 from customer_service.store import CustomerStore, migrate, seed
@@ -93,11 +94,16 @@ MinPositionHeader = Annotated[
         description="wait until orders_count has applied this position (`orders:N`, as an"
         " order's X-Event-Position gave it)",
         required=False,
+        schema_extra={"pattern": TOKEN_PATTERN},  # documented; the handler says what is wrong
     ),
 ]
 MinPositionQuery = Annotated[
     str | None,
-    QueryParameter(name=MIN_POSITION_QUERY, description=f"as the {MIN_POSITION_HEADER} header"),
+    QueryParameter(
+        name=MIN_POSITION_QUERY,
+        description=f"as the {MIN_POSITION_HEADER} header",
+        schema_extra={"pattern": TOKEN_PATTERN},
+    ),
 ]
 SERVED_AT = ResponseHeader(
     name=PROJECTION_POSITION_HEADER,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -144,6 +144,19 @@ def start_system(databases: Databases, *, prefix: str = "", workers: bool = Fals
         system.stop()
         raise
     return system
+
+
+@contextlib.contextmanager
+def projector_held_back(system: System) -> Iterator[None]:
+    """The projector paused while in the block: it takes its read models' advisory locks in
+    every batch's transaction, so a session holding one holds it back, with its messages
+    delivered and waiting."""
+    with psycopg.connect(system.customers_db.conninfo(), autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(hashtext('projection:orders_count'))")
+        try:
+            yield
+        finally:
+            holder.execute("SELECT pg_advisory_unlock(hashtext('projection:orders_count'))")
 
 
 @contextlib.asynccontextmanager

@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -22,7 +21,7 @@ from order_service.relay import event_log as order_log
 from payment_service.application import Payments
 from payment_service.relay import event_log as payment_log
 from tests.broker import publish_raw
-from tests.e2e.conftest import System, running_system
+from tests.e2e.conftest import System, projector_held_back, running_system
 from tests.e2e.orders import place_orders
 from tests.support import Databases, eventually, free_port, ordersystem
 
@@ -176,35 +175,27 @@ async def test_a_projector_held_back_shows_its_lag_then_catches_up(
         "ordersystem_read_model_applied_events_total",
         read_model="orders_count",
     )
-    # The projector takes its read models' advisory locks in every batch's transaction: a
-    # session holding one holds the projector back, with its messages delivered and waiting.
-    with psycopg.connect(system.customers_db.conninfo(), autocommit=True) as holder:
-        holder.execute("SELECT pg_advisory_lock(hashtext('projection:orders_count'))")
-        try:
-            await place_orders(system, 5)
-            await eventually(
-                lambda: (
-                    value(system, "projector", "ordersystem_consumer_lag_events", queue=queue) >= 5
-                ),
-                within=20,
-                what="the held-back projector's lag in events",
-            )
-            await eventually(
-                lambda: (
-                    value(system, "projector", "ordersystem_consumer_lag_seconds", queue=queue) >= 2
-                ),
-                within=20,
-                what="the held-back projector's lag in seconds",
-            )
-            held = value(
-                system,
-                "projector",
-                "ordersystem_read_model_applied_events_total",
-                read_model="orders_count",
-            )
-            assert held == before  # nothing applied while the lock is held
-        finally:
-            holder.execute("SELECT pg_advisory_unlock(hashtext('projection:orders_count'))")
+    with projector_held_back(system):
+        await place_orders(system, 5)
+        await eventually(
+            lambda: value(system, "projector", "ordersystem_consumer_lag_events", queue=queue) >= 5,
+            within=20,
+            what="the held-back projector's lag in events",
+        )
+        await eventually(
+            lambda: (
+                value(system, "projector", "ordersystem_consumer_lag_seconds", queue=queue) >= 2
+            ),
+            within=20,
+            what="the held-back projector's lag in seconds",
+        )
+        held = value(
+            system,
+            "projector",
+            "ordersystem_read_model_applied_events_total",
+            read_model="orders_count",
+        )
+        assert held == before  # nothing applied while the lock is held
 
     order_events, _ = await settled(system, stores)
     await eventually(
