@@ -62,6 +62,7 @@ def http_metrics(service: str) -> Callable[[ASGIApp], ASGIApp]:
 
 
 UNTRACED_ROUTES = ("/metrics", "/health", "/health/ready")  # scrapes and probes, not work
+TRACEPARENT_HEADER = tracing.TRACEPARENT.encode()  # ASGI headers are lower-case bytes
 
 
 def http_tracing() -> Callable[[ASGIApp], ASGIApp]:
@@ -91,8 +92,6 @@ def http_tracing() -> Callable[[ASGIApp], ASGIApp]:
 
     return middleware
 
-
-TRACEPARENT_HEADER = tracing.TRACEPARENT.encode()
 
 # Litestar appends the charset to a text/ media type itself.
 METRICS_MEDIA_TYPE = CONTENT_TYPE_LATEST.removesuffix("; charset=utf-8")

@@ -70,6 +70,7 @@ def test_an_empty_endpoint_is_no_endpoint() -> None:
 def spans() -> Iterator[InMemorySpanExporter]:
     """This process traced into memory, for one test; untraced again after it."""
     exporter = InMemorySpanExporter()
+    tracing.shutdown()  # whatever this process's environment asked for
     assert tracing.configure("test", {}, exporter=exporter)
     try:
         yield exporter
