@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install run test test-tools test-unit lint fmt lock preflight bench bench-ab bench-env profile faults fuzz up down clean
+.PHONY: help install run test test-tools test-unit lint fmt lock preflight bench bench-ab bench-env bench-tracing profile faults fuzz up down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -65,6 +65,10 @@ bench-ab: $(STAMP) ## this checkout vs BASE (a git revision): the whole system a
 bench-env: $(STAMP) ## this checkout with VAR set to each of VALUES (comma-separated), interleaved
 	$(BIN)/ordersystem preflight
 	$(BIN)/python -m bench.ab --env $(VAR)=$(VALUES) $(ROUNDS)
+
+bench-tracing: $(STAMP) ## this checkout with tracing off and on (spans to a local OTLP sink), interleaved
+	$(BIN)/ordersystem preflight
+	$(BIN)/python -m bench.ab --tracing $(ROUNDS)
 
 lint: $(STAMP) ## ruff, mypy --strict, import-linter
 	$(BIN)/ruff check .

@@ -16,6 +16,12 @@ It runs the comparison code of each revision, so BASE must have bench/compare.py
 compares settings instead of revisions: this checkout, with the environment variable NAME
 set to each value in turn, interleaved the same way; ratios are to the first value.
 `--env A+B=A1+B1,A2+B2` varies several settings together (`VAR=A+B VALUES=A1+B1,A2+B2`).
+
+`python -m bench.ab --tracing [ROUNDS]` (`make bench-tracing`) measures what tracing costs:
+this checkout with tracing off (OTEL_EXPORTER_OTLP_ENDPOINT empty) and on, every process
+exporting its spans over OTLP/HTTP to a sink on this machine that takes them and keeps
+nothing (bench/otlp_sink.py, in this process: its CPU is in the machine's figure, and in
+no process's), interleaved the same way; ratios are to tracing off.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from bench.otlp_sink import otlp_sink
 
 HERE = Path(__file__).resolve()
 ROOT = HERE.parent.parent
@@ -146,6 +154,25 @@ def revisions(base: str, rounds: int) -> int:
     return 0
 
 
+TRACING_VARIABLE = "OTEL_EXPORTER_OTLP_ENDPOINT"
+
+
+def tracing_variants(endpoint: str) -> dict[str, tuple[Path, dict[str, str]]]:
+    """This checkout untraced, and traced to `endpoint`: the same code, one setting apart."""
+    return {
+        "tracing off": (ROOT, {TRACING_VARIABLE: ""}),
+        "tracing on": (ROOT, {TRACING_VARIABLE: endpoint}),
+    }
+
+
+def tracing(rounds: int) -> int:
+    """Tracing off against tracing on, exporting to a sink of the bench's own."""
+    with otlp_sink() as sink:
+        interleaved(tracing_variants(sink.endpoint), rounds)
+        print(f"\nthe sink took {sink.exports:,} exports, {sink.received_bytes:,} bytes")
+    return 0
+
+
 def settings(assignment: str, rounds: int) -> int:
     """NAME=V1,V2,... or, to vary several settings together, A+B=A1+B1,A2+B2,..."""
     name, _, values = assignment.partition("=")
@@ -172,6 +199,8 @@ if __name__ == "__main__":
     if not args or args[0] in ("-h", "--help"):
         print(__doc__)
         raise SystemExit(0 if args else 2)
+    if args[0] == "--tracing":
+        raise SystemExit(tracing(int(args[1]) if len(args) > 1 else 3))
     if args[0] == "--env" and len(args) > 1:
         raise SystemExit(settings(args[1], int(args[2]) if len(args) > 2 else 3))
     raise SystemExit(revisions(args[0], int(args[1]) if len(args) > 1 else 3))

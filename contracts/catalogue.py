@@ -87,16 +87,18 @@ Order events are published to the topic exchange `{ORDERS_EXCHANGE}` and payment
 `{PAYMENTS_EXCHANGE}`, each with the event type as its routing key, persistent,
 `content_type=application/json`, `message_id` = the envelope's `id` (stable across
 re-publishes), `type` = the event type, `correlation_id` from the HTTP request that caused
-it, and headers `schema_version` and `position`. A consumer that tracks positions binds the
+it, and headers `schema_version` and `position` (and `traceparent`, the W3C trace context
+of the relay's span, when the relay is traced). A consumer that tracks positions binds the
 whole stream (`{ORDER_EVENTS_BINDING}`). `GET /api/v1/events?after=N&limit=M` on the order
 service serves the same order envelopes in position order. A payment event's `position` is
 in the payment service's own event store.
 
 Envelope fields: `id`, `type`, `schema_version`, `position` (the notification id in the
 publishing service's event store), `previous_position` (the position of the message
-published before this one, or null for the first), `occurred_at`, `correlation_id`, `data`.
-Changes are additive with defaults; a breaking change is a new `schema_version`, published
-beside the old one.
+published before this one, or null for the first), `occurred_at`, `correlation_id`, `data`,
+and `traceparent` (the W3C trace context of the span that caused the event; absent when it
+was not traced, as in the examples below). Changes are additive with defaults; a breaking
+change is a new `schema_version`, published beside the old one.
 """
 
 

@@ -104,7 +104,7 @@ class PaymentFailedV1(PaymentOutcome, frozen=True, kw_only=True):
 DataT = TypeVar("DataT", bound=IntegrationEvent)
 
 
-class Envelope(msgspec.Struct, Generic[DataT], frozen=True, kw_only=True):
+class Envelope(msgspec.Struct, Generic[DataT], frozen=True, kw_only=True, omit_defaults=True):
     """What every message body (and every item of the event feed) is."""
 
     id: UUID  # stable across re-publishes: also the AMQP message_id
@@ -115,6 +115,10 @@ class Envelope(msgspec.Struct, Generic[DataT], frozen=True, kw_only=True):
     occurred_at: datetime
     correlation_id: str
     data: DataT
+    # Added later: the W3C trace context of the span that caused the event, when it was
+    # traced. Left out of the JSON when there is none (omit_defaults), so an untraced
+    # envelope is the same bytes as before it existed.
+    traceparent: str | None = None
 
 
 EVENT_TYPES: tuple[type[IntegrationEvent], ...] = (

@@ -36,6 +36,7 @@ from order_service.views import OrderPage, OrderView
 from servicekit.application import GroupCommitApplication
 from servicekit.groupcommit import commit_splitting_async
 from servicekit.schema import event_store_migrations
+from servicekit.tracing import TRACEPARENT, stamp
 from servicekit.transcoder import TRANSCODER_ENV
 
 # Order ids derived from an Idempotency-Key live in their own namespace.
@@ -65,7 +66,13 @@ def _positioned(units: list[_Unit], positions: list[int]) -> None:
             unit.position = positions[taken - 1]
 
 
-_ENVELOPE_FIELDS = {"originator_id", "originator_version", "timestamp", "originator_topic"}
+_ENVELOPE_FIELDS = {
+    "originator_id",
+    "originator_version",
+    "timestamp",
+    "originator_topic",
+    TRACEPARENT,  # the trace that caused it (servicekit.tracing): not the order's data
+}
 
 
 def order_id_for(idempotency_key: str | None) -> UUID:
@@ -100,10 +107,9 @@ class Orders(GroupCommitApplication[_Unit]):
 
     @staticmethod
     def _unit(*orders: Order) -> _Unit:
-        return _Unit(
-            events=[event for order in orders for event in order.collect_events()],
-            views=[OrderView.of(order) for order in orders],
-        )
+        events = [event for order in orders for event in order.collect_events()]
+        stamp(events)  # with the request's span when traced: what caused them
+        return _Unit(events=events, views=[OrderView.of(order) for order in orders])
 
     def commit_units(self, units: list[_Unit]) -> None:
         """One transaction for all the units' events and summary rows."""

@@ -34,6 +34,7 @@ def result(envelope: Envelope[IntegrationEvent]) -> PaymentResult | None:
         succeeded=succeeded,
         reason=reason,
         correlation_id=envelope.correlation_id,
+        traceparent=envelope.traceparent,
     )
 
 

@@ -16,6 +16,7 @@ import msgspec
 
 from order_service.domain import DEFAULT_CURRENCY, Order, OrderError, Status
 from order_service.views import OrderView
+from servicekit.tracing import stamp
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,15 +39,19 @@ class PaymentResult:
     succeeded: bool
     reason: str = ""
     correlation_id: str = ""
+    traceparent: str | None = None  # the span the result is handled in, when traced
 
     def record_on(self, order: Order) -> bool:
-        """Take this result on the order; False (nothing recorded) if it had one already."""
-        return order.record_payment(
+        """Take this result on the order; False (nothing recorded) if it had one already.
+        What it records carries the result's trace context (servicekit.tracing)."""
+        recorded = order.record_payment(
             payment_id=self.payment_id,
             succeeded=self.succeeded,
             reason=self.reason,
             correlation_id=self.correlation_id,
         )
+        stamp(order.pending_events, self.traceparent)
+        return recorded
 
 
 class HistoryEntry(msgspec.Struct, frozen=True, kw_only=True):

@@ -69,30 +69,38 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_relay(args: argparse.Namespace) -> int:
+    from servicekit import tracing
+
     if args.service == "payments":
         from payment_service.relay import run_relay as run_payment_relay
         from payment_service.settings import Settings as PaymentSettings
 
-        uvloop.run(run_payment_relay(PaymentSettings.from_env(os.environ)))
+        with tracing.process("payments-relay"):
+            uvloop.run(run_payment_relay(PaymentSettings.from_env(os.environ)))
     else:
         from order_service.relay import run_relay
         from order_service.settings import Settings
 
-        uvloop.run(run_relay(Settings.from_env(os.environ)))
+        with tracing.process("orders-relay"):
+            uvloop.run(run_relay(Settings.from_env(os.environ)))
     return 0
 
 
 def cmd_consume(args: argparse.Namespace) -> int:
+    from servicekit import tracing
+
     if args.stream == "order-created":
         from payment_service.processor import run_processor
         from payment_service.settings import Settings as PaymentSettings
 
-        uvloop.run(run_processor(PaymentSettings.from_env(os.environ)))
+        with tracing.process("payment-processor"):
+            uvloop.run(run_processor(PaymentSettings.from_env(os.environ)))
     else:
         from order_service.payment_results import run_payment_results
         from order_service.settings import Settings
 
-        uvloop.run(run_payment_results(Settings.from_env(os.environ)))
+        with tracing.process("payment-results"):
+            uvloop.run(run_payment_results(Settings.from_env(os.environ)))
     return 0
 
 
@@ -115,8 +123,10 @@ def cmd_catalogue(args: argparse.Namespace) -> int:
 def cmd_project(args: argparse.Namespace) -> int:
     from customer_service.projector import run_projector
     from customer_service.settings import Settings
+    from servicekit import tracing
 
-    uvloop.run(run_projector(Settings.from_env(os.environ), args.projection))
+    with tracing.process("projector"):
+        uvloop.run(run_projector(Settings.from_env(os.environ), args.projection))
     return 0
 
 

@@ -18,6 +18,7 @@ from servicekit.application import GroupCommitApplication
 from servicekit.groupcommit import commit_splitting_async
 from servicekit.recorder import OneTripRecorder
 from servicekit.schema import event_store_migrations
+from servicekit.tracing import stamp
 from servicekit.transcoder import TRANSCODER_ENV
 
 PAYMENT_NAMESPACE = UUID("b7a9c1d3-5e7f-4a1b-9c3d-5e7f9a1b3c5d")
@@ -52,6 +53,7 @@ class PaymentRequest(msgspec.Struct, frozen=True, kw_only=True):
     amount: Decimal
     currency: str
     correlation_id: str = ""
+    traceparent: str | None = None  # the span the request is handled in, when traced
 
 
 class PaymentNotFoundError(Exception):
@@ -73,6 +75,7 @@ def decided(request: PaymentRequest) -> Payment:
         correlation_id=request.correlation_id,
     )
     payment.decide(request.correlation_id)
+    stamp(payment.pending_events, request.traceparent)  # what caused it (servicekit.tracing)
     return payment
 
 

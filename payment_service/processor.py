@@ -20,6 +20,7 @@ def handler(payments: Payments) -> Handler:
                 amount=envelope.data.amount_due(),
                 currency=envelope.data.currency,
                 correlation_id=envelope.correlation_id,
+                traceparent=envelope.traceparent,
             )
             for envelope in batch
             if isinstance(envelope.data, OrderCreatedV1)

@@ -13,6 +13,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, ExceptionHandlersMap, Guard, Message, Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from servicekit import tracing
 from servicekit.health import Check, health_handlers
 from servicekit.metrics import HTTP_LATENCY, HTTP_REQUESTS, exposition
 from servicekit.problems import EXCEPTION_HANDLERS
@@ -60,6 +61,38 @@ def http_metrics(service: str) -> Callable[[ASGIApp], ASGIApp]:
     return middleware
 
 
+UNTRACED_ROUTES = ("/metrics", "/health", "/health/ready")  # scrapes and probes, not work
+TRACEPARENT_HEADER = tracing.TRACEPARENT.encode()  # ASGI headers are lower-case bytes
+
+
+def http_tracing() -> Callable[[ASGIApp], ASGIApp]:
+    """A SERVER span per request, `METHOD /route/{template}`, continuing the trace of a
+    client that sent a `traceparent`; current while the request is handled, so the events
+    it stores carry its context (servicekit.tracing). Only in a traced process's app."""
+
+    def middleware(app: ASGIApp) -> ASGIApp:
+        async def traced(scope: Scope, receive: Receive, send: Send) -> None:
+            route = scope.get("path_template", "")
+            if scope["type"] != ScopeType.HTTP or route in UNTRACED_ROUTES:
+                await app(scope, receive, send)
+                return
+            sent = dict(scope["headers"]).get(TRACEPARENT_HEADER)
+            with tracing.server_span(
+                scope["method"], route, scope["path"], sent.decode("latin-1") if sent else None
+            ) as span:
+
+                async def sending(message: Message) -> None:
+                    if message["type"] == "http.response.start":
+                        tracing.answered(span, message["status"])
+                    await send(message)
+
+                await app(scope, receive, sending)
+
+        return traced
+
+    return middleware
+
+
 # Litestar appends the charset to a text/ media type itself.
 METRICS_MEDIA_TYPE = CONTENT_TYPE_LATEST.removesuffix("; charset=utf-8")
 
@@ -87,7 +120,9 @@ def service_app(
     """A service's app: its routes beside the health and metrics endpoints, problem details
     for every error (the service's own `problems` before the shared ones), its requests
     counted and timed under `name`, the rate limit, the body limit, and OpenAPI under the
-    service's title."""
+    service's title. Traced when OTEL_EXPORTER_OTLP_ENDPOINT is set (servicekit.tracing),
+    as `<name>-api` unless OTEL_SERVICE_NAME says otherwise."""
+    traced = [http_tracing()] if tracing.configure(f"{name}-api") else []
     return Litestar(
         route_handlers=[
             *routes,
@@ -95,8 +130,9 @@ def service_app(
             metrics_endpoint,
         ],
         lifespan=[lifespan],
+        on_shutdown=[tracing.flush],
         exception_handlers={**EXCEPTION_HANDLERS, **(problems or {})},
-        middleware=[http_metrics(name), *api_middleware(rate_limit)],
+        middleware=[*traced, http_metrics(name), *api_middleware(rate_limit)],
         guards=guards,
         openapi_config=OpenAPIConfig(title=title, version="1.0.0"),
         request_max_body_size=MAX_BODY,

@@ -9,6 +9,10 @@ or why that event can never be handled; those, and messages that cannot be read,
 dead-letter queue. Then the batch is acknowledged with one frame. Any failure leaves the
 batch unacknowledged and ends the session, so it is delivered again after the consumer
 reconnects, and the handler's own idempotency drops what it had already done.
+
+Traced (servicekit.tracing), each envelope reaches the handler with `traceparent` naming the
+CONSUMER span it is handled in, beside its correlation id: what the handler stores for it
+is caused by that span.
 """
 
 from __future__ import annotations
@@ -18,9 +22,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+import msgspec
+
 from contracts.codec import ContractError, decode
 from contracts.events import Envelope, IntegrationEvent
-from servicekit import metrics
+from servicekit import metrics, tracing
 from servicekit.application import LoopApplication, open_loop_pool
 from servicekit.messaging import (
     Batching,
@@ -77,9 +83,13 @@ class Consumer:
         poison: list[Poison] = []
         for message in batch:
             try:
-                readable.append((message, decode(message.body)))
+                envelope = decode(message.body)
             except ContractError as exc:
                 poison.append(Poison(message, f"ContractError: {exc}"))
+                continue
+            if tracing.ENABLED:
+                envelope = msgspec.structs.replace(envelope, traceparent=tracing.cause_of(message))
+            readable.append((message, envelope))
         verdicts = await self.handle([envelope for _, envelope in readable]) if readable else []
         for (message, _), reason in zip(readable, verdicts, strict=True):
             if reason is None:

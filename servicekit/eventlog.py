@@ -21,6 +21,7 @@ from psycopg.sql import SQL, Composed, Identifier
 
 from contracts.codec import envelope
 from contracts.events import Envelope, IntegrationEvent
+from servicekit.tracing import TRACEPARENT
 
 # Event ids are derived from (stream, version), so a re-published event keeps its id.
 EVENT_ID_NAMESPACE = uuid.UUID("0e6f6a4c-3f0e-4b8e-9a51-3d7b2f8f1c2a")
@@ -106,6 +107,8 @@ class EventLog:
                     previous_position=chain,
                     occurred_at=event.timestamp,
                     correlation_id=getattr(event, "correlation_id", ""),
+                    # stamped on the event by servicekit.tracing, when it was traced
+                    traceparent=event.__dict__.get(TRACEPARENT),
                 )
             )
             chain = notification.id

@@ -15,6 +15,10 @@ caller's `on_batch`, which returns the messages it could not read; those
 are copied to the dead-letter queue, and then the whole batch is acknowledged at once. A
 failure in `on_batch` leaves the batch unacknowledged and ends the session, so the broker
 delivers it again after the session reconnects.
+
+Traced (servicekit.tracing), each message of a batch is handled in a CONSUMER span of its
+own, whose parent is the message's `traceparent` header; the batch is handled at once, so
+its spans share their start and end. Untraced, `on_batch` is called as it is.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from contracts.messaging import (
     POISON_REASON_HEADER,
     dead_letter_names,
 )
-from servicekit import metrics
+from servicekit import metrics, tracing
 
 log = logging.getLogger(__name__)
 
@@ -264,6 +268,7 @@ async def consume(
         )
         inbox = Inbox(opened)
         lag = QueueLag(subscription.queue, inbox)
+        handle = traced(subscription.queue, on_batch) if tracing.ENABLED else on_batch
         await inbox.consume(queue)
         watching = asyncio.ensure_future(lag.watch(opened))
         try:
@@ -273,7 +278,7 @@ async def consume(
                     if on_idle is not None and not stopping.is_set():
                         await on_idle()
                     continue
-                for poison in await on_batch(batch):
+                for poison in await handle(batch):
                     await dead_letter(dead_letters, poison)
                     lag.dead_lettered.inc()
                 await inbox.ack(batch)
@@ -282,6 +287,26 @@ async def consume(
             watching.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watching
+
+
+def traced(queue: str, on_batch: OnBatch) -> OnBatch:
+    """`on_batch` with each message in a CONSUMER span, a poison message's span failed and
+    saying why; while it runs, `tracing.cause_of(message)` names the message's span."""
+
+    async def handle(batch: list[Message]) -> list[Poison]:
+        spans = tracing.ConsumerSpans(queue, batch)
+        try:
+            with spans.handling():
+                poison = await on_batch(batch)
+        except BaseException as error:
+            spans.end(error)
+            raise
+        for item in poison:
+            spans.poisoned(item.message, item.reason)
+        spans.end()
+        return poison
+
+    return handle
 
 
 class QueueLag:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from contracts.catalogue import example, render
@@ -12,6 +13,7 @@ from contracts.codec import ContractError, decode, decode_feed, encode
 from contracts.events import EVENT_TYPES, IntegrationEvent, OrderCreatedV1
 
 GOLDEN = Path(__file__).parent / "golden"
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "events.md"
 
 
@@ -51,6 +53,33 @@ def test_an_order_created_carries_its_total_and_an_older_one_works_it_out() -> N
     assert (today.data.total, today.data.amount_due()) == (Decimal("59.97"), Decimal("59.97"))
     assert older.data.total is None
     assert older.data.amount_due() == older.data.price * older.data.quantity
+
+
+def test_a_traced_event_carries_its_trace_context_beside_its_correlation_id() -> None:
+    traced = msgspec.structs.replace(example(OrderCreatedV1), traceparent=TRACEPARENT)
+
+    assert encode(traced) == golden("order.created.v1.traced.json")
+    assert decode(golden("order.created.v1.traced.json")) == traced
+
+
+def test_an_untraced_event_is_the_same_bytes_as_before_traces_existed() -> None:
+    # The golden fixtures were written before the field existed; omit_defaults keeps them.
+    assert b"traceparent" not in encode(example(OrderCreatedV1))
+    assert decode(golden("order.created.v1.json")).traceparent is None
+    assert decode(golden("order.created.v1.before-currency.json")).traceparent is None
+
+
+def test_a_consumer_from_before_traces_reads_a_traced_event() -> None:
+    class OlderEnvelope(msgspec.Struct, kw_only=True):  # the envelope as it was
+        id: str
+        type: str
+        correlation_id: str
+        data: dict[str, object]
+
+    older = msgspec.json.decode(golden("order.created.v1.traced.json"), type=OlderEnvelope)
+
+    assert older.correlation_id == "7b1e2c3d-example"
+    assert older.data["product_name"] == "Widget"
 
 
 def test_a_field_added_later_is_ignored_by_todays_consumer() -> None:

@@ -10,7 +10,10 @@ The reaches, and who makes them:
   `originator_id_type` and `lock_timeout`, and the recorder's `events_table_name`;
 - `servicekit.failfast` reads psycopg_pool's `get_stats()["connections_errors"]`;
 - `servicekit.relay.Publisher` publishes through aio-pika's own aiormq channel, with
-  `basic_publish(..., wait=False)`, which only the concrete `aiormq.Channel` declares.
+  `basic_publish(..., wait=False)`, which only the concrete `aiormq.Channel` declares;
+- `servicekit.tracing.stamp` sets an attribute `traceparent` on a domain event that its
+  class does not declare: the mapper stores every attribute of an event, and replay passes
+  an event method only the attributes it names.
 
 Each test states what the code relies on; a version pin says which releases were read.
 """
@@ -28,6 +31,7 @@ import psycopg
 import pytest
 from eventsourcing import postgres
 from eventsourcing.application import Application
+from eventsourcing.domain import Aggregate, event
 from psycopg.sql import SQL
 from psycopg_pool import ConnectionPool
 
@@ -161,3 +165,33 @@ def test_a_publish_may_skip_waiting_for_its_frames_to_be_flushed() -> None:
     assert "drain_future = self.create_future() if wait else None" in source
     assert source.index("async with self.lock:") < source.index("await self.write_queue.put(")
     assert "return await confirmation" in source
+
+
+class Named(Aggregate):
+    """An aggregate of the test's own, to store and replay an event with an extra attribute."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @event("Renamed")
+    def rename(self, name: str) -> None:
+        self.name = name
+
+
+def test_an_attribute_an_event_does_not_declare_is_stored_and_ignored_by_replay() -> None:
+    app = Application[uuid.UUID]()  # in memory: the library's own mapper and transcoder
+    named = Named(name="widget")
+    named.rename("gadget")
+    stamp = "00-" + "1" * 32 + "-" + "2" * 16 + "-01"
+    for pending in named.pending_events:
+        object.__setattr__(pending, "traceparent", stamp)
+    app.save(named)
+
+    stored = list(app.recorder.select_events(named.id))
+    read = [app.mapper.to_domain_event(e) for e in stored]
+    replayed: Named = app.repository.get(named.id)
+
+    assert [vars(e)["traceparent"] for e in read] == [stamp, stamp]
+    assert isinstance(replayed, Named)
+    assert (replayed.name, replayed.version) == ("gadget", 2)
+    app.close()

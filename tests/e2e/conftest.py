@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -40,6 +40,7 @@ class System:
     prefix: str  # every exchange and queue of this system is named <prefix>.<something>
     topology: Topology | None = None  # a test queue bound to the orders exchange, to inspect
     workers: dict[str, Worker] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict)  # for every process (e.g. tracing)
 
     @property
     def exchange(self) -> str:
@@ -81,6 +82,7 @@ class System:
             "ORDER_SERVICE_URL": self.orders.url,
             "PROJECTION_QUEUE_PREFIX": self.queue_prefix,
             **self.messaging_env(),
+            **self.env,
         }
 
     def start_workers(self) -> None:
@@ -112,8 +114,15 @@ class System:
                 await channel.exchange_delete(exchange)
 
 
-def start_system(databases: Databases, *, prefix: str = "", workers: bool = False) -> System:
-    """The three APIs (and with `workers`, every worker process) on free ports."""
+def start_system(
+    databases: Databases,
+    *,
+    prefix: str = "",
+    workers: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> System:
+    """The three APIs (and with `workers`, every worker process) on free ports; `env` is
+    set for every process."""
     customers_db, orders_db = databases.fresh("customers"), databases.fresh("orders")
     payments_db = databases.fresh("payments")
     customers, orders = ServiceProcess("customers", {}), ServiceProcess("orders", {})
@@ -126,6 +135,7 @@ def start_system(databases: Databases, *, prefix: str = "", workers: bool = Fals
         customers_db,
         payments_db,
         prefix or f"t{RUN_ID}.{orders_db.dbname}",
+        env=dict(env or {}),
     )
     customers.env = system.projector_env()
     orders.env = {
@@ -133,8 +143,9 @@ def start_system(databases: Databases, *, prefix: str = "", workers: bool = Fals
         "CUSTOMER_SERVICE_URL": customers.url,
         "CUSTOMER_BREAKER_RESET_AFTER": "1",
         **system.messaging_env(),
+        **system.env,
     }
-    payments.env = {"PAYMENTS_DB": payments_db.dbname, **system.messaging_env()}
+    payments.env = {"PAYMENTS_DB": payments_db.dbname, **system.messaging_env(), **system.env}
     try:
         for service in (customers, orders, payments):
             service.start()
@@ -160,9 +171,11 @@ def projector_held_back(system: System) -> Iterator[None]:
 
 
 @contextlib.asynccontextmanager
-async def running_system(databases: Databases, *, prefix: str = "") -> AsyncIterator[System]:
+async def running_system(
+    databases: Databases, *, prefix: str = "", env: Mapping[str, str] | None = None
+) -> AsyncIterator[System]:
     """Every process of a system, its consumers' queues declared; all removed after."""
-    running = start_system(databases, prefix=prefix, workers=True)
+    running = start_system(databases, prefix=prefix, workers=True, env=env)
     try:
         await running.wait_for_consumer_queues()
         yield running

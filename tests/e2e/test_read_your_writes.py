@@ -31,13 +31,9 @@ class Services:
 
 @pytest.fixture(scope="module")
 async def services(databases: Databases) -> AsyncIterator[Services]:
-    async with running_system(databases) as system:
-        customers = system.customers
-        customers.stop()
-        customers.env = {**customers.env, "MIN_POSITION_DEADLINE": str(DEADLINE)}
-        customers.start()
+    async with running_system(databases, env={"MIN_POSITION_DEADLINE": str(DEADLINE)}) as system:
         impatient = ServiceProcess(
-            "customers", {**customers.env, "MIN_POSITION_DEADLINE": "0.5"}
+            "customers", {**system.customers.env, "MIN_POSITION_DEADLINE": "0.5"}
         ).start()
         try:
             yield Services(system, impatient)
