@@ -12,8 +12,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.otlp import serving
 
 
 @dataclass
@@ -52,13 +54,6 @@ def otlp_sink() -> Iterator[Sink]:
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet: the bench prints its own lines."""
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Discarding)
-    sink = Sink(server.server_address[1])
-    thread = threading.Thread(target=server.serve_forever, name="otlp-sink", daemon=True)
-    thread.start()
-    try:
+    with serving(Discarding, "otlp-sink") as server:
+        sink = Sink(server.server_address[1])
         yield sink
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()

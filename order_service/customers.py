@@ -11,6 +11,7 @@ import msgspec
 from httpx_aiohttp import AiohttpTransport
 
 from contracts.customers import CustomerV1
+from servicekit import tracing
 from servicekit.auth import bearer
 from servicekit.breaker import CircuitBreaker, CircuitOpenError
 
@@ -95,11 +96,14 @@ class CustomerServiceClient:
         return customer
 
     async def _fetch(self, path: str) -> httpx.Response:
+        # Traced, the lookup continues the request's trace in the customer API.
+        traceparent = tracing.current_traceparent()
+        headers = {tracing.TRACEPARENT: traceparent} if traceparent else None
         async with asyncio.timeout(self._deadline):
             try:
-                return await self._http.get(path)
-            except httpx.ConnectError:
-                return await self._http.get(path)  # one retry: the connection never got going
+                return await self._http.get(path, headers=headers)
+            except httpx.ConnectError:  # one retry: the connection never got going
+                return await self._http.get(path, headers=headers)
 
     def _failed(self, reason: str) -> CustomerServiceUnavailableError:
         self.breaker.record_failure()

@@ -87,19 +87,27 @@ class Receiver:
 
 
 @contextmanager
-def otlp_receiver() -> Iterator[Receiver]:
-    """A receiver on a free port, in a thread of its own, until the block ends."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    receiver = Receiver(server.server_address[1])
-    server.receiver = receiver  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, name="otlp-receiver", daemon=True)
+def serving(handler: type[BaseHTTPRequestHandler], name: str) -> Iterator[ThreadingHTTPServer]:
+    """An HTTP server on a free port of the loopback, in a thread of its own, until the
+    block ends (this receiver, and the bench's sink that keeps nothing)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
     thread.start()
     try:
-        yield receiver
+        yield server
     finally:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@contextmanager
+def otlp_receiver() -> Iterator[Receiver]:
+    """A receiver on a free port, in a thread of its own, until the block ends."""
+    with serving(_Handler, "otlp-receiver") as server:
+        receiver = Receiver(server.server_address[1])
+        server.receiver = receiver  # type: ignore[attr-defined]
+        yield receiver
 
 
 class _Handler(BaseHTTPRequestHandler):

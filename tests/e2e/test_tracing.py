@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("rabbitmq_up")]
 
 # Twice 600.00: over the limit of 1000, so the payment fails and the order is cancelled.
 OVER_THE_LIMIT = {"customer_id": 2, "product_name": "Lamp", "quantity": 2, "price": "600.00"}
-EXPECTED_SPANS = 8  # below, in `the_tree`
+EXPECTED_SPANS = 9  # each asserted below
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +77,11 @@ async def test_one_orders_spans_form_one_trace_each_the_child_of_its_cause(
     assert api.name == "POST /api/v1/orders"
     assert api.parent_id == client_span
     assert api.attributes["http.response.status_code"] == 201
+    # The customer looked up in the customer API, within the request (the first lookup of
+    # this customer: nothing cached).
+    lookup = one(spans, "customers-api", "server")
+    assert lookup.name == "GET /api/v1/customers/{customer_id}"
+    assert lookup.parent_id == api.span_id
     # OrderCreated, published with the request's context, to the projector and the payments.
     created = one(spans, "orders-relay", "producer", "order.created")
     assert created.parent_id == api.span_id
