@@ -173,6 +173,17 @@ def answered(span: Span, status: int) -> None:
         span.set_status(Status(StatusCode.ERROR))
 
 
+def _messaging(operation: str, destination: str, routing_key: str, message_id: object) -> Any:
+    """A message span's attributes, by the OpenTelemetry messaging conventions."""
+    return {
+        "messaging.system": "rabbitmq",
+        "messaging.operation.type": operation,
+        "messaging.destination.name": destination,
+        "messaging.rabbitmq.destination.routing_key": routing_key,
+        "messaging.message.id": str(message_id),
+    }
+
+
 class ProducerSpans:
     """One PRODUCER span per envelope a relay publishes, each a child of the context stored
     with its event; ended together, when the broker has confirmed the batch (or failed)."""
@@ -192,11 +203,7 @@ class ProducerSpans:
                 kind=SpanKind.PRODUCER,
                 start_time=started,
                 attributes={
-                    "messaging.system": "rabbitmq",
-                    "messaging.operation.type": "send",
-                    "messaging.destination.name": destination,
-                    "messaging.rabbitmq.destination.routing_key": routing_key or envelope.type,
-                    "messaging.message.id": str(envelope.id),
+                    **_messaging("send", destination, routing_key or envelope.type, envelope.id),
                     "ordersystem.position": envelope.position,
                 },
             )
@@ -239,13 +246,9 @@ class ConsumerSpans:
                 context=_parent((message.headers or {}).get(TRACEPARENT)),
                 kind=SpanKind.CONSUMER,
                 start_time=started,
-                attributes={
-                    "messaging.system": "rabbitmq",
-                    "messaging.operation.type": "process",
-                    "messaging.destination.name": queue,
-                    "messaging.rabbitmq.destination.routing_key": message.routing_key or "",
-                    "messaging.message.id": message.message_id or "",
-                },
+                attributes=_messaging(
+                    "process", queue, message.routing_key or "", message.message_id or ""
+                ),
             )
 
     def poisoned(self, message: AbstractIncomingMessage, reason: str) -> None:
