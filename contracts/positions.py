@@ -35,7 +35,7 @@ class OtherLogError(PositionTokenError):
     """A well-formed token for a log other than the one asked about."""
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class LogPosition:
     log: str
     position: int

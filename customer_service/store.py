@@ -42,12 +42,12 @@ SEED: tuple[tuple[int, str, str], ...] = (
 
 # Each read also says how far orders_count had got in the same snapshot: the position a
 # reader waiting for its own write compares (projections.watch).
+_POSITION = "(SELECT position FROM projection_positions WHERE name = 'orders_count')"
 _SELECT = (
     "SELECT c.id, c.customer_name, c.address, coalesce(n.orders_count, 0) AS orders_count,"
-    " (SELECT position FROM projection_positions WHERE name = 'orders_count') AS position"
+    f" {_POSITION} AS position"
     " FROM customers c LEFT JOIN orders_count n ON n.customer_id = c.id"
 )
-_POSITION = "SELECT position FROM projection_positions WHERE name = 'orders_count'"
 
 
 def _customer(row: tuple[Any, ...]) -> CustomerV1:
@@ -78,8 +78,9 @@ def seed(settings: PostgresSettings) -> int:
 
 
 async def _position(conn: AsyncConnection[Any]) -> int:
-    row = await (await conn.execute(_POSITION, prepare=True)).fetchone()
-    return int(row[0]) if row else 0
+    """The position alone, for a read that found no row to carry it."""
+    row = await (await conn.execute(f"SELECT {_POSITION}", prepare=True)).fetchone()
+    return int(row[0] or 0) if row else 0
 
 
 class CustomerStore:

@@ -123,9 +123,9 @@ class PositionWatch:
         waiters = self._waiters.get(name)
         if not waiters:
             return
-        for wanted, waiter in [w for w in waiters if w[0] <= position]:
-            waiters.remove((wanted, waiter))
-            if not waiter.done():
+        self._waiters[name] = [w for w in waiters if w[0] > position]
+        for wanted, waiter in waiters:
+            if wanted <= position and not waiter.done():
                 waiter.set_result(None)
 
     async def _listen(self) -> None:
@@ -153,9 +153,7 @@ class PositionWatch:
                     self._advanced(*parsed)
 
     async def _read_all(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        try:
-            cursor = await conn.execute("SELECT name, position FROM projection_positions")
-        except psycopg.errors.UndefinedTable:  # not migrated yet: nothing to know
-            return
+        """Every read model's position (the table is the schema step's, made before)."""
+        cursor = await conn.execute("SELECT name, position FROM projection_positions")
         for name, position in await cursor.fetchall():
             self._advanced(name, int(position))

@@ -11,7 +11,7 @@ import pytest
 
 from customer_service.store import migrate
 from projections.sequencer import Outcome
-from projections.tracking import advance_all, ensure_tracking
+from projections.tracking import advance_all, ensure_tracking, status
 from projections.watch import APPLICATION_NAME, BehindError, PositionWatch, parse_notification
 from servicekit.postgres import PostgresSettings
 from tests.support import Databases, eventually
@@ -53,11 +53,9 @@ async def advance(
 
 async def stored_position(database: PostgresSettings) -> tuple[None, int]:
     async with await psycopg.AsyncConnection.connect(database.conninfo()) as db:
-        row = await (
-            await db.execute("SELECT position FROM projection_positions WHERE name = %s", (NAME,))
-        ).fetchone()
-    assert row is not None
-    return None, int(row[0])
+        found = await status(db, NAME)
+    assert found is not None
+    return None, int(found["position"])
 
 
 def test_a_notification_names_a_read_model_and_a_position() -> None:

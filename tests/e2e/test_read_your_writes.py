@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
+from contracts.positions import ORDER_LOG, LogPosition
 from tests.e2e.conftest import System, projector_held_back, running_system
 from tests.e2e.orders import WIDGET
 from tests.support import Databases, ServiceProcess, eventually, projector_process
@@ -42,9 +43,7 @@ async def services(databases: Databases) -> AsyncIterator[Services]:
 
 
 def position(token: str) -> int:
-    log, _, number = token.partition(":")
-    assert log == "orders", token
-    return int(number)
+    return LogPosition.parse(token, log=ORDER_LOG).position
 
 
 @dataclass
@@ -92,6 +91,12 @@ async def clients(system: System, http: httpx.AsyncClient) -> list[Client]:
     made = [Client(system, http) for _ in range(CLIENTS)]
     await asyncio.gather(*(client.sign_up() for client in made))
     return made
+
+
+async def one_client(services: Services, http: httpx.AsyncClient) -> Client:
+    reader = Client(services.system, http)
+    await reader.sign_up()
+    return reader
 
 
 @pytest.fixture
@@ -174,7 +179,7 @@ async def test_reads_wait_through_a_projector_killed_and_started_again(
 async def test_a_read_the_projection_cannot_serve_by_the_deadline_is_a_503(
     services: Services, http: httpx.AsyncClient
 ) -> None:
-    (reader,) = await clients_of_one(services, http)
+    reader = await one_client(services, http)
     url = f"{services.impatient.url}/api/v1/customers/{reader.customer}"
 
     with projector_held_back(services.system):
@@ -217,7 +222,7 @@ async def test_a_position_that_is_not_of_the_order_log_is_refused(
 async def test_a_position_asked_by_query_and_by_header_waits_for_the_later(
     services: Services, http: httpx.AsyncClient
 ) -> None:
-    (reader,) = await clients_of_one(services, http)
+    reader = await one_client(services, http)
     first = await reader.place()
     second = await reader.place()
 
@@ -231,9 +236,3 @@ async def test_a_position_asked_by_query_and_by_header_waits_for_the_later(
     assert int(response.headers["X-Projection-Position"]) >= position(second)
     listed = {customer["id"]: customer for customer in response.json()}
     assert listed[reader.customer]["orders_count"] == 2
-
-
-async def clients_of_one(services: Services, http: httpx.AsyncClient) -> list[Client]:
-    reader = Client(services.system, http)
-    await reader.sign_up()
-    return [reader]
