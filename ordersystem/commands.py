@@ -10,7 +10,7 @@ import asyncio
 import importlib
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,40 +68,38 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_relay(args: argparse.Namespace) -> int:
+def run_worker(name: str, main: Coroutine[Any, Any, None]) -> int:
+    """A worker's main on uvloop, traced as `name` when a collector is named
+    (servicekit.tracing)."""
     from servicekit import tracing
 
+    with tracing.process(name):
+        uvloop.run(main)
+    return 0
+
+
+def cmd_relay(args: argparse.Namespace) -> int:
     if args.service == "payments":
         from payment_service.relay import run_relay as run_payment_relay
         from payment_service.settings import Settings as PaymentSettings
 
-        with tracing.process("payments-relay"):
-            uvloop.run(run_payment_relay(PaymentSettings.from_env(os.environ)))
-    else:
-        from order_service.relay import run_relay
-        from order_service.settings import Settings
+        return run_worker("payments-relay", run_payment_relay(PaymentSettings.from_env(os.environ)))
+    from order_service.relay import run_relay
+    from order_service.settings import Settings
 
-        with tracing.process("orders-relay"):
-            uvloop.run(run_relay(Settings.from_env(os.environ)))
-    return 0
+    return run_worker("orders-relay", run_relay(Settings.from_env(os.environ)))
 
 
 def cmd_consume(args: argparse.Namespace) -> int:
-    from servicekit import tracing
-
     if args.stream == "order-created":
         from payment_service.processor import run_processor
         from payment_service.settings import Settings as PaymentSettings
 
-        with tracing.process("payment-processor"):
-            uvloop.run(run_processor(PaymentSettings.from_env(os.environ)))
-    else:
-        from order_service.payment_results import run_payment_results
-        from order_service.settings import Settings
+        return run_worker("payment-processor", run_processor(PaymentSettings.from_env(os.environ)))
+    from order_service.payment_results import run_payment_results
+    from order_service.settings import Settings
 
-        with tracing.process("payment-results"):
-            uvloop.run(run_payment_results(Settings.from_env(os.environ)))
-    return 0
+    return run_worker("payment-results", run_payment_results(Settings.from_env(os.environ)))
 
 
 def cmd_catalogue(args: argparse.Namespace) -> int:
@@ -123,11 +121,8 @@ def cmd_catalogue(args: argparse.Namespace) -> int:
 def cmd_project(args: argparse.Namespace) -> int:
     from customer_service.projector import run_projector
     from customer_service.settings import Settings
-    from servicekit import tracing
 
-    with tracing.process("projector"):
-        uvloop.run(run_projector(Settings.from_env(os.environ), args.projection))
-    return 0
+    return run_worker("projector", run_projector(Settings.from_env(os.environ), args.projection))
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
