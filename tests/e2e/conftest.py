@@ -14,6 +14,8 @@ import psycopg
 import pytest
 
 from customer_service.projector import PROJECTIONS, queue_name
+from projections.orders_count import OrdersCount
+from projections.tracking import SESSION_LOCK, SESSION_UNLOCK
 from servicekit.postgres import PostgresSettings
 from tests.broker import AMQP_URL, Topology, queue_exists
 from tests.support import (
@@ -163,11 +165,11 @@ def projector_held_back(system: System) -> Iterator[None]:
     every batch's transaction, so a session holding one holds it back, with its messages
     delivered and waiting."""
     with psycopg.connect(system.customers_db.conninfo(), autocommit=True) as holder:
-        holder.execute("SELECT pg_advisory_lock(hashtext('projection:orders_count'))")
+        holder.execute(SESSION_LOCK, (OrdersCount.name,))
         try:
             yield
         finally:
-            holder.execute("SELECT pg_advisory_unlock(hashtext('projection:orders_count'))")
+            holder.execute(SESSION_UNLOCK, (OrdersCount.name,))
 
 
 @contextlib.asynccontextmanager

@@ -14,7 +14,7 @@ import pytest
 
 from order_service.application import Orders
 from order_service.relay import event_log
-from tests.e2e.conftest import System, running_system
+from tests.e2e.conftest import System, projector_held_back, running_system
 from tests.e2e.orders import place_orders
 from tests.prometheus import Prometheus, prometheus_finding
 from tests.support import ROOT, Databases, eventually, require
@@ -122,15 +122,9 @@ async def test_a_held_back_projector_shows_its_lag_in_prometheus_until_it_catche
     system: System, prometheus: Prometheus
 ) -> None:
     lag = f'ordersystem_consumer_lag_events{{queue="{system.projection_queue}"}}'
-    with psycopg.connect(system.customers_db.conninfo(), autocommit=True) as holder:
-        holder.execute("SELECT pg_advisory_lock(hashtext('projection:orders_count'))")
-        try:
-            await place_orders(system, 5)
-            await eventually(
-                lambda: (prometheus.scalar(lag) or 0) >= 5, within=20, what=f"{lag} >= 5"
-            )
-        finally:
-            holder.execute("SELECT pg_advisory_unlock(hashtext('projection:orders_count'))")
+    with projector_held_back(system):
+        await place_orders(system, 5)
+        await eventually(lambda: (prometheus.scalar(lag) or 0) >= 5, within=20, what=f"{lag} >= 5")
     await equals(prometheus, lag, 0)
 
 
