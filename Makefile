@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install run test test-tools test-unit lint fmt lock preflight bench bench-ab bench-env bench-tracing profile faults fuzz up down clean
+.PHONY: help install run test test-tools test-unit lint fmt lock preflight bench bench-ab bench-env bench-tracing bench-floor profile faults fuzz up down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -69,6 +69,9 @@ bench-env: $(STAMP) ## this checkout with VAR set to each of VALUES (comma-separ
 bench-tracing: $(STAMP) ## this checkout with tracing off and on (spans to a local OTLP sink), interleaved
 	$(BIN)/ordersystem preflight
 	$(BIN)/python -m bench.ab --tracing $(ROUNDS)
+
+bench-floor: $(STAMP) ## what RabbitMQ alone spends on one order's messages (FLOOR_ORDERS, FLOOR_BATCHES)
+	$(BIN)/python -m bench.floor
 
 lint: $(STAMP) ## ruff, mypy --strict, import-linter
 	$(BIN)/ruff check .

@@ -51,7 +51,12 @@ def test_each_subcommand_says_what_it_does(subcommand: str) -> None:
 
 @pytest.mark.parametrize(
     ("module", "says"),
-    [("bench", "BENCH_QUICK"), ("bench.profile", "PROFILE_RATE"), ("bench.ab", "BASE")],
+    [
+        ("bench", "BENCH_QUICK"),
+        ("bench.profile", "PROFILE_RATE"),
+        ("bench.ab", "BASE"),
+        ("bench.floor", "FLOOR_ORDERS"),
+    ],
 )
 def test_the_benchmarks_explain_themselves_and_start_nothing(module: str, says: str) -> None:
     shown = run("-m", module, "--help")
@@ -60,7 +65,7 @@ def test_the_benchmarks_explain_themselves_and_start_nothing(module: str, says: 
     assert says in shown.stdout
 
 
-@pytest.mark.parametrize("module", ["bench", "bench.profile"])
+@pytest.mark.parametrize("module", ["bench", "bench.profile", "bench.floor"])
 def test_a_benchmark_refuses_an_argument_it_does_not_know(module: str) -> None:
     refused = run("-m", module, "--bogus")
 
