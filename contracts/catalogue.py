@@ -89,15 +89,21 @@ Order events are published to the topic exchange `{ORDERS_EXCHANGE}` and payment
 re-publishes), `type` = the event type, `correlation_id` from the HTTP request that caused
 it, and headers `schema_version` and `position` (and `traceparent`, the W3C trace context
 of the relay's span, when the relay is traced). A consumer that tracks positions binds the
-whole stream (`{ORDER_EVENTS_BINDING}`). `GET /api/v1/events?after=N&limit=M` on the order
+whole stream (`{ORDER_EVENTS_BINDING}`). When the order log is published in P > 1
+partitions by customer id (`ORDER_PARTITIONS`, docs/decisions/0015-partitioned-read-models.md),
+every order message also has the header `partition` (`<index>of<P>`, such as `2of4`), and
+a partitioned read model binds one queue per partition to the headers exchange
+`{ORDERS_EXCHANGE}.partitioned` by that header. `GET /api/v1/events?after=N&limit=M` on the order
 service serves the same order envelopes in position order. A payment event's `position` is
 in the payment service's own event store.
 
 Envelope fields: `id`, `type`, `schema_version`, `position` (the notification id in the
 publishing service's event store), `previous_position` (the position of the message
 published before this one, or null for the first), `occurred_at`, `correlation_id`, `data`,
-and `traceparent` (the W3C trace context of the span that caused the event; absent when it
-was not traced, as in the examples below). Changes are additive with defaults; a breaking
+`traceparent` (the W3C trace context of the span that caused the event; absent when it
+was not traced, as in the examples below) and `partition` (the order message's partition,
+`<index>of<P>`; then `previous_position` is the position published before it in the same
+partition; absent when the log is not partitioned). Changes are additive with defaults; a breaking
 change is a new `schema_version`, published beside the old one.
 """
 

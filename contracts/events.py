@@ -119,6 +119,11 @@ class Envelope(msgspec.Struct, Generic[DataT], frozen=True, kw_only=True, omit_d
     # traced. Left out of the JSON when there is none (omit_defaults), so an untraced
     # envelope is the same bytes as before it existed.
     traceparent: str | None = None
+    # Added with partitions (contracts.partitions): the partition of a partitioned log the
+    # envelope was published or served in, as `<index>of<count>`; then `previous_position`
+    # is the position published before this one in the same partition. Left out when the
+    # log is not partitioned.
+    partition: str | None = None
 
 
 EVENT_TYPES: tuple[type[IntegrationEvent], ...] = (

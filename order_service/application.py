@@ -15,6 +15,7 @@ from eventsourcing.persistence import IntegrityError
 from eventsourcing.popo import POPOFactory
 from eventsourcing.utils import get_topic
 
+from contracts.partitions import PARTITION_FUNCTION
 from order_service.domain import Order
 from order_service.recorders import (
     InMemoryOrderRecorder,
@@ -298,5 +299,6 @@ class Orders(GroupCommitApplication[_Unit]):
 
 
 # The orders database (servicekit.schema): the events, the summaries beside them, the relay's
-# position. Each process runs it before it opens the database; `ordersystem migrate` too.
-MIGRATIONS = event_store_migrations(Orders)
+# position, the partition function the event feed filters by. Each process runs it before
+# it opens the database; `ordersystem migrate` too.
+MIGRATIONS = (*event_store_migrations(Orders), PARTITION_FUNCTION)

@@ -34,6 +34,7 @@ class Settings:
     amqp_url: str = shared.rabbitmq_url()
     exchange: str = setting(ORDERS_EXCHANGE, "ORDERS_EXCHANGE")
     relay_page_size: int = shared.relay_page_size()
+    partitions: int = shared.order_partitions()
     relay_interval: float = shared.relay_interval()
     batch_interval: float = shared.batch_interval()
     payments_exchange: str = setting(PAYMENTS_EXCHANGE, "PAYMENTS_EXCHANGE")

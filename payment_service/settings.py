@@ -29,6 +29,11 @@ class Settings:
     relay_metrics_port: int = setting(9102, "PAYMENTS_RELAY_METRICS_PORT")  # 0: none
     processor_metrics_port: int = setting(9103, "PAYMENT_PROCESSOR_METRICS_PORT")
 
+    @property
+    def partitions(self) -> int:
+        """The payment log is not partitioned: one order-service consumer reads it."""
+        return 1
+
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         database = PostgresSettings.from_env(env, dbname_var="PAYMENTS_DB", dbname="payments")

@@ -18,18 +18,21 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import aio_pika
 import aiormq
 import psycopg
 from aio_pika.abc import AbstractChannel
+from pamqp.common import FieldTable
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from contracts.codec import encode
 from contracts.events import Envelope, IntegrationEvent
+from contracts.partitions import PARTITION_HEADER, Partition
 from servicekit import metrics, tracing
-from servicekit.eventlog import EventLog
+from servicekit.eventlog import Chain, EventLog
 from servicekit.messaging import channel, keep_running
 from servicekit.tracing import TRACEPARENT
 
@@ -42,6 +45,11 @@ RELAY_TABLE = """CREATE TABLE IF NOT EXISTS relay_positions (
     name text PRIMARY KEY,
     last_published bigint NOT NULL DEFAULT 0,
     updated_at timestamptz NOT NULL DEFAULT now())"""
+# Added with partitions: the layout the relay published in when it stored its position, and
+# each partition's last published position then (servicekit.eventlog.Chain).
+RELAY_CHAIN = """ALTER TABLE relay_positions
+    ADD COLUMN IF NOT EXISTS partitions integer NOT NULL DEFAULT 1,
+    ADD COLUMN IF NOT EXISTS chain bigint[]"""
 
 
 class UnroutableError(RuntimeError):
@@ -61,10 +69,18 @@ class RelaySettings:
     store_interval: float = 0.25  # the stored position trails the confirmed one by at most this
     standby_interval: float = 1.0  # how often a standby tries to take the lead
     max_backoff: float = 5.0
+    partitions: int = 1  # the layout it publishes in (contracts.partitions); 1: none
 
 
 def properties(item: Envelope[IntegrationEvent]) -> aiormq.spec.Basic.Properties:
-    """The message's properties (DESIGN's messaging contract)."""
+    """The message's properties (DESIGN's messaging contract); a partitioned message's
+    headers also name its partition, which routes it to that partition's queues."""
+    headers: FieldTable = {
+        "schema_version": item.schema_version,
+        "position": item.position,
+    }
+    if item.partition is not None:
+        headers[PARTITION_HEADER] = item.partition
     return aiormq.spec.Basic.Properties(
         content_type="application/json",
         delivery_mode=PERSISTENT,
@@ -72,7 +88,7 @@ def properties(item: Envelope[IntegrationEvent]) -> aiormq.spec.Basic.Properties
         message_type=item.type,
         correlation_id=item.correlation_id or None,
         timestamp=item.occurred_at,
-        headers={"schema_version": item.schema_version, "position": item.position},
+        headers=headers,
     )
 
 
@@ -157,16 +173,26 @@ async def _publish_confirmed(
             raise result
 
 
-async def published_position(session: psycopg.AsyncConnection[object], name: str) -> int:
+@dataclass(frozen=True)
+class Stored:
+    """A relay's stored state: its position, and the layout and chain it published in."""
+
+    position: int
+    partitions: int
+    chain: Chain | None  # per partition, its last published position (None: unpartitioned)
+
+
+async def published_position(session: psycopg.AsyncConnection[object], name: str) -> Stored:
     await session.execute(
         "INSERT INTO relay_positions (name) VALUES (%s) ON CONFLICT DO NOTHING", (name,)
     )
     cursor = await session.execute(
-        "SELECT last_published FROM relay_positions WHERE name = %s", (name,)
+        "SELECT last_published, partitions, chain FROM relay_positions WHERE name = %s", (name,)
     )
-    row = await cursor.fetchone()
+    row: Any = await cursor.fetchone()
     assert row is not None
-    return int(row[0])  # type: ignore[index]
+    position, partitions, chain = row
+    return Stored(int(position), int(partitions), dict(enumerate(chain)) if chain else None)
 
 
 class Relay:
@@ -182,6 +208,9 @@ class Relay:
         self.leading = False  # holds the lock (a standby does not)
         self._stored_at = 0.0
         self._last_read = -math.inf  # when the last relaying began
+        # Partitioned: each partition's last position, as confirmed and as read ahead.
+        self.chain: Chain = {}
+        self._read_chain: Chain = {}
         name = settings.name
         self._position_metric = metrics.RELAY_POSITION.labels(name)
         self._leading_metric = metrics.RELAY_LEADING.labels(name)
@@ -216,8 +245,11 @@ class Relay:
         self, session: psycopg.AsyncConnection[object], stopping: asyncio.Event
     ) -> None:
         conninfo = self.settings.conninfo
-        self.position = await published_position(session, self.settings.name)
+        stored = await published_position(session, self.settings.name)
+        self.position = stored.position
         self.confirmed, self._stored_at = self.position, time.monotonic()
+        if self.settings.partitions > 1:
+            await self._chain_from(session, stored)
         self.leading = True
         self._leading_metric.set(1)
         self._position_metric.set(self.confirmed)
@@ -264,10 +296,34 @@ class Relay:
             await self._confirmed(session, page, full)
             page = following
 
+    async def _chain_from(self, session: psycopg.AsyncConnection[object], stored: Stored) -> None:
+        """Each partition's last published position: as stored with the position, or, when
+        the layout changed (or none was stored), looked up in the log at that position."""
+        partitions = self.settings.partitions
+        if stored.partitions == partitions and stored.chain is not None:
+            chain = stored.chain
+        else:
+            chain = await self.log.chain_at(session, stored.position, partitions)
+            log.info(
+                "relay %s publishes in %d partitions from position %d",
+                self.settings.name,
+                partitions,
+                stored.position,
+            )
+        self.chain, self._read_chain = dict(chain), dict(chain)
+
     async def _read(
         self, session: psycopg.AsyncConnection[object], after: int
     ) -> list[Envelope[IntegrationEvent]]:
         self.reads += 1
+        if self.settings.partitions > 1:
+            return await self.log.read_partitioned_from(
+                session,
+                after=after,
+                limit=self.settings.page_size,
+                partitions=self.settings.partitions,
+                chain=self._read_chain,
+            )
         return await self.log.read_from(
             session, after=after, limit=self.settings.page_size, previous=after or None
         )
@@ -288,6 +344,9 @@ class Relay:
         """
         self.published += len(page)
         self.confirmed = page[-1].position
+        for item in page:
+            if item.partition is not None:
+                self.chain[Partition.parse(item.partition).index] = item.position
         self._published_metric.inc(len(page))
         self._position_metric.set(self.confirmed)
         if full or self._store_due_in() <= 0:
@@ -304,9 +363,12 @@ class Relay:
         cannot write."""
         if self.confirmed == self.position:
             return
+        partitions = self.settings.partitions
+        chain = [self.chain.get(index) for index in range(partitions)] if partitions > 1 else None
         await session.execute(
-            "UPDATE relay_positions SET last_published = %s, updated_at = now() WHERE name = %s",
-            (self.confirmed, self.settings.name),
+            "UPDATE relay_positions SET last_published = %s, partitions = %s, chain = %s,"
+            " updated_at = now() WHERE name = %s",
+            (self.confirmed, partitions, chain, self.settings.name),
         )
         self.position = self.confirmed
         self.stores += 1

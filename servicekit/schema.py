@@ -24,7 +24,7 @@ from eventsourcing.application import Application
 from psycopg import sql
 
 from servicekit.postgres import PostgresSettings, ensure_database
-from servicekit.relay import RELAY_TABLE
+from servicekit.relay import RELAY_CHAIN, RELAY_TABLE
 
 # A statement, or a function of the database's settings for what SQL cannot say alone.
 Step = str | sql.Composed | Callable[[PostgresSettings], None]
@@ -92,4 +92,4 @@ def library_tables(application: Callable[..., Application[Any]]) -> Step:
 
 def event_store_migrations(application: Callable[..., Application[Any]]) -> tuple[Step, ...]:
     """An event-sourced service's database: its application's tables, then its relay's."""
-    return (library_tables(application), RELAY_TABLE)
+    return (library_tables(application), RELAY_TABLE, RELAY_CHAIN)

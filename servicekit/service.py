@@ -14,7 +14,7 @@ from eventsourcing.application import Application
 from prometheus_client import REGISTRY
 
 from servicekit.consumer import ConsumerSettings
-from servicekit.eventlog import EventLog, Translate
+from servicekit.eventlog import EventLog, PartitionKey, Translate
 from servicekit.health import Check
 from servicekit.messaging import Subscription
 from servicekit.metrics import Endpoint, serve_metrics
@@ -39,6 +39,8 @@ class ServiceSettings(Protocol):
     @property
     def relay_page_size(self) -> int: ...
     @property
+    def partitions(self) -> int: ...  # its log's (contracts.partitions); 1: not partitioned
+    @property
     def relay_interval(self) -> float: ...
     @property
     def batch_interval(self) -> float: ...
@@ -61,9 +63,10 @@ class ServiceRelay(Generic[App]):
     translate: Translate
     topics: tuple[str, ...]
     migrations: Sequence[Step]
+    partition_key: PartitionKey | None = None  # a log that may be partitioned says how
 
     def event_log(self, app: App) -> EventLog:
-        return EventLog(app.recorder, app.mapper, self.translate, self.topics)
+        return EventLog(app.recorder, app.mapper, self.translate, self.topics, self.partition_key)
 
     def settings(self, settings: ServiceSettings, app: App) -> RelaySettings:
         return RelaySettings(
@@ -74,6 +77,7 @@ class ServiceRelay(Generic[App]):
             channel=app.recorder.channel_name,  # type: ignore[attr-defined]
             page_size=settings.relay_page_size,
             interval=settings.relay_interval,
+            partitions=settings.partitions,
         )
 
     def relay(self, settings: ServiceSettings, app: App) -> Relay:

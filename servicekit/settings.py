@@ -5,7 +5,8 @@ Each function is a field for a service's settings dataclass (servicekit.env.sett
 
 from __future__ import annotations
 
-from servicekit.env import setting
+from contracts.partitions import MAX_PARTITIONS
+from servicekit.env import SettingsError, setting
 
 DEFAULT_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
 RELAY_PAGE_SIZE = 500
@@ -38,3 +39,19 @@ def batch_interval() -> float:
 def metrics_host() -> str:
     """Where the relays, consumers and projectors serve their metrics."""
     return setting("127.0.0.1", "METRICS_HOST")
+
+
+def _partitions(raw: str) -> int:
+    try:
+        count = int(raw)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= MAX_PARTITIONS:
+        raise SettingsError(f"ORDER_PARTITIONS must be 1 to {MAX_PARTITIONS}, not {raw!r}")
+    return count
+
+
+def order_partitions() -> int:
+    """How many partitions the order log is published in (contracts.partitions): the order
+    relay, every partitioned projector and both APIs must agree; 1 is unpartitioned."""
+    return setting(1, "ORDER_PARTITIONS", parse=_partitions)

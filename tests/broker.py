@@ -26,6 +26,7 @@ class Delivery:
     correlation_id: str | None
     persistent: bool
     position: int
+    partition: str | None = None  # the header of a partitioned message
 
 
 @dataclass
@@ -109,6 +110,7 @@ def delivery(message: aio_pika.abc.AbstractIncomingMessage) -> Delivery:
         correlation_id=message.correlation_id,
         persistent=message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT,
         position=int(message.headers["position"]),  # type: ignore[arg-type]
+        partition=message.headers.get("partition"),  # type: ignore[arg-type]
     )
 
 
