@@ -135,7 +135,7 @@ async def rebuild_from_feed(databases: Databases, *, events: int) -> Figures:
     feed = FeedClient(api.url, page_size=5000, timeout=60)
     try:
         started = time.monotonic()
-        await rebuild(read_db.conninfo(), OrdersCount(), feed, _Quiet())
+        await rebuild(read_db.conninfo(), [OrdersCount()], feed, _Quiet())
         seconds = time.monotonic() - started
         peak = peak_rss_mb(with_children(api.process.pid)) if api.process else 0.0
     finally:

@@ -25,6 +25,7 @@ class Settings:
     # Each projector's queue: <prefix>.<its read models>
     projection_queue_prefix: str = setting("customers", "PROJECTION_QUEUE_PREFIX")
     projection_batch_size: int = setting(500, "PROJECTION_BATCH_SIZE")
+    partitions: int = shared.order_partitions()  # the projectors keep them all between them
     batch_interval: float = shared.batch_interval()
     projection_stall_after: float = setting(30.0, "PROJECTION_STALL_AFTER")
     projection_catch_up_interval: float = setting(2.0, "PROJECTION_CATCH_UP_INTERVAL")

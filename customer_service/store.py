@@ -10,6 +10,7 @@ from psycopg.rows import class_row
 from psycopg_pool import AsyncConnectionPool
 
 from contracts.customers import CustomerV1
+from projections.claims import MEMBERS_TABLE
 from projections.orders_by_status import OrdersByStatus
 from projections.orders_count import OrdersCount
 from projections.tracking import TRACKING_TABLE
@@ -30,6 +31,7 @@ MIGRATIONS: tuple[Step, ...] = (
     OrdersCount().schema(),  # the orders-count projection is its only writer
     TRACKING_TABLE,
     OrdersByStatus().schema(),
+    MEMBERS_TABLE,  # the partitioned projectors' heartbeats (projections.claims)
 )
 
 SEED: tuple[tuple[int, str, str], ...] = (

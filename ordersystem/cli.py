@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
+from contracts.partitions import MAX_PARTITIONS
 from ordersystem.commands import (
     READ_MODELS,
     SERVICES,
@@ -23,6 +24,7 @@ from ordersystem.commands import (
     cmd_project,
     cmd_rebuild,
     cmd_relay,
+    cmd_repartition,
     cmd_replay,
     cmd_run,
     cmd_seed,
@@ -32,6 +34,17 @@ from ordersystem.commands import (
 )
 
 Command = Callable[[argparse.Namespace], int]
+
+
+def partition_count(raw: str) -> int:
+    """A layout's number of partitions, 1 to MAX_PARTITIONS."""
+    try:
+        count = int(raw)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= MAX_PARTITIONS:
+        raise argparse.ArgumentTypeError(f"a whole number from 1 to {MAX_PARTITIONS}, not {raw!r}")
+    return count
 
 
 def moment(text: str) -> datetime:
@@ -129,6 +142,16 @@ def parser() -> argparse.ArgumentParser:
     ):
         command_parser = add(name, handler, text)
         command_parser.add_argument("projection", choices=READ_MODELS, help="which read model")
+    repartition = add(
+        "repartition",
+        cmd_repartition,
+        "rebuild every read model into a layout of PARTITIONS partitions while the old "
+        "layout keeps serving, then swap it in; the old layout's projectors then wait, "
+        "and those started with ORDER_PARTITIONS=PARTITIONS go on from the swap",
+    )
+    repartition.add_argument(
+        "partitions", type=partition_count, help=f"the new layout: 1 to {MAX_PARTITIONS}"
+    )
     audit = add("audit", cmd_audit, "print an order's event stream, or its state at a moment")
     audit.add_argument("what", choices=["order"], help="what to audit")
     audit.add_argument("order_id", type=uuid.UUID, help="the order's id")

@@ -132,6 +132,13 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     return uvloop.run(rebuild_command(Settings.from_env(os.environ), args.projection))
 
 
+def cmd_repartition(args: argparse.Namespace) -> int:
+    from customer_service.projector import repartition_command
+    from customer_service.settings import Settings
+
+    return uvloop.run(repartition_command(Settings.from_env(os.environ), args.partitions))
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from customer_service.projector import verify_command
     from customer_service.settings import Settings

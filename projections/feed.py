@@ -19,13 +19,34 @@ class FeedUnavailableError(RuntimeError):
 
 
 class FeedClient:
-    def __init__(self, base_url: str, *, page_size: int = 1000, timeout: float = 10.0) -> None:
+    """The feed of the whole log; or, given a `partition` (`2of4`), that partition's events
+    alone, chained within it; or, given `partitions`, every event tagged with its partition
+    of that layout (contracts.partitions)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        page_size: int = 1000,
+        timeout: float = 10.0,
+        partition: str | None = None,
+        partitions: int | None = None,
+    ) -> None:
         self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout)
         self.page_size = page_size
         self.head: int | None = None  # the feed's last position, as of the latest page
+        self._layout: dict[str, str | int] = {}
+        if partition is not None:
+            self._layout["partition"] = partition
+        elif partitions is not None:
+            self._layout["partitions"] = partitions
 
-    async def page(self, after: int, limit: int | None = None) -> list[Event]:
-        params = {"after": after, "limit": limit or self.page_size}
+    async def page(
+        self, after: int, limit: int | None = None, *, partition: str | None = None
+    ) -> list[Event]:
+        """A page after `after`; of `partition` alone when one is given here."""
+        layout = self._layout if partition is None else {"partition": partition}
+        params = {"after": after, "limit": limit or self.page_size, **layout}
         try:
             response = await self._http.get("/api/v1/events", params=params)
             response.raise_for_status()

@@ -74,6 +74,14 @@ class Stats:
     healed: int = 0
     poisoned: int = 0
 
+    def __add__(self, other: Stats) -> Stats:
+        return Stats(
+            self.applied + other.applied,
+            self.duplicates + other.duplicates,
+            self.healed + other.healed,
+            self.poisoned + other.poisoned,
+        )
+
     def add(self, outcome: Outcome, poisoned: int = 0) -> None:
         self.applied += len(outcome.apply)
         self.duplicates += outcome.duplicates

@@ -1,14 +1,18 @@
 """Rebuild and verify a read model from the event feed, through the projection's own code.
 
 Both build a copy of the read model's tables (a table suffix) from position 0. A rebuild
-builds while the live tables keep serving, then pauses the live projector (its lock),
-catches the copy up to the head of the feed and swaps it in together with the position, in
-one transaction. A verify builds the copy up to the live position, in the same snapshot as
-the live rows, and compares them row by row.
+builds while the live tables keep serving, then pauses the live projectors (their locks),
+catches the copy up to the head of the feed and swaps it in together with the positions, in
+one transaction. A rebuild is also how a read model changes its layout of partitions: the
+swap replaces the old layout's tracking rows by the new layout's, each at the head, so the
+old layout's projectors stop (they find no row to lock) and the new layout's start from
+there (docs/decisions/0015-partitioned-read-models.md). A verify builds the copy up to the
+live positions, in the same snapshot as the live rows, and compares them row by row.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -17,7 +21,14 @@ from psycopg import sql
 
 from projections.feed import FeedClient
 from projections.projection import Projection
-from projections.tracking import NOTIFY_POSITION, SESSION_LOCK, SESSION_UNLOCK, ensure_tracking
+from projections.sequencer import Event
+from projections.tracking import (
+    NOTIFY_POSITION,
+    ROWS_OF,
+    SESSION_LOCK,
+    SESSION_UNLOCK,
+    tracked_names,
+)
 
 REBUILD, VERIFY = "_rebuild", "_verify"
 
@@ -38,19 +49,23 @@ class Difference:
 
 async def build_copy(
     db: psycopg.AsyncConnection[Any],
-    projection: Projection,
+    projections: Sequence[Projection],
     feed: FeedClient,
     suffix: str,
     progress: Progress,
     *,
     after: int = 0,
     upto: int | None = None,
+    keep: Callable[[Event], bool] | None = None,
 ) -> int:
-    """Apply the feed after `after` (up to `upto`) to the copy; the position reached."""
+    """Apply the feed after `after` (up to `upto`; only what `keep` keeps) to each copy;
+    the position reached."""
     position = after
     async for page in feed.pages(after, upto):
+        kept = page if keep is None else [event for event in page if keep(event)]
         async with db.transaction():
-            await projection.apply(db.cursor(), page, suffix)
+            for projection in projections:
+                await projection.apply(db.cursor(), kept, suffix)
         position = page[-1].position
         progress.advance(len(page), position, upto or feed.head)
     return position
@@ -63,27 +78,69 @@ async def fresh_copy(db: psycopg.AsyncConnection[Any], projection: Projection, s
 
 
 async def rebuild(
-    conninfo: str, projection: Projection, feed: FeedClient, progress: Progress
+    conninfo: str,
+    projections: Sequence[Projection],
+    feed: FeedClient,
+    progress: Progress,
+    *,
+    partitions: int = 1,
 ) -> int:
-    """Rebuild the live tables from the feed; the position the live projector resumes from."""
+    """Rebuild the read models' live tables from the feed, all swapped in at once, kept
+    from then on in a layout of `partitions` (its tracking rows replace any other layout's);
+    the position every one of them resumes from."""
     async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as db:
-        await ensure_tracking(db, projection.name)
-        await fresh_copy(db, projection, REBUILD)
-        position = await build_copy(db, projection, feed, REBUILD, progress)
-        await db.execute(SESSION_LOCK, (projection.name,))  # the live projector pauses here
+        for projection in projections:
+            await fresh_copy(db, projection, REBUILD)
+        position = await build_copy(db, projections, feed, REBUILD, progress)
+        locks = await _every_lock(db, projections, partitions)
+        for name in locks:  # the live projectors, of any layout, pause here
+            await db.execute(SESSION_LOCK, (name,))
         try:
-            position = await build_copy(db, projection, feed, REBUILD, progress, after=position)
+            position = await build_copy(db, projections, feed, REBUILD, progress, after=position)
             async with db.transaction():
-                for table in projection.tables:
-                    await _swap(db, table, REBUILD)
-                await db.execute(
-                    "UPDATE projection_positions AS p SET position = %s, updated_at = now()"
-                    f" WHERE name = %s RETURNING {NOTIFY_POSITION}",
-                    (position, projection.name),
-                )
+                for projection in projections:
+                    for table in projection.tables:
+                        await _swap(db, table, REBUILD)
+                    await _relayout(db, projection.name, partitions, position)
         finally:
-            await db.execute(SESSION_UNLOCK, (projection.name,))
+            for name in reversed(locks):
+                await db.execute(SESSION_UNLOCK, (name,))
     return position
+
+
+async def _every_lock(
+    db: psycopg.AsyncConnection[Any], projections: Sequence[Projection], partitions: int
+) -> list[str]:
+    """The locks of every tracking row the read models have, and of the layout's rows, in
+    the order every projector takes them (by name), so nothing waits in a cycle."""
+    names = set()
+    for projection in projections:
+        cursor = await db.execute(ROWS_OF, {"base": projection.name})
+        names |= {str(row[0]) for row in await cursor.fetchall()}
+        names |= set(tracked_names(projection.name, partitions))
+    return sorted(names)
+
+
+async def _relayout(
+    db: psycopg.AsyncConnection[Any], name: str, partitions: int, position: int
+) -> None:
+    """The read model's tracking rows: the layout's, each at `position` (a partition's
+    position holds every event of it up to there: the rebuild applied the whole log), its
+    counters kept where the row was there before; any other layout's rows gone."""
+    rows = tracked_names(name, partitions)
+    await db.execute(
+        f"{ROWS_OF.replace('SELECT name FROM', 'DELETE FROM')} AND NOT name = ANY(%(keep)s)",
+        {"base": name, "keep": rows},
+    )
+    await db.execute(
+        "INSERT INTO projection_positions (name) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
+        (rows,),
+    )
+    await db.execute(
+        "UPDATE projection_positions AS p SET position = %s, updated_at = now()"
+        f" WHERE name = ANY(%s) RETURNING {NOTIFY_POSITION}",
+        (position, rows),
+    )
 
 
 async def _swap(db: psycopg.AsyncConnection[Any], table: str, suffix: str) -> None:
@@ -108,20 +165,38 @@ async def _swap(db: psycopg.AsyncConnection[Any], table: str, suffix: str) -> No
 
 
 async def verify(
-    conninfo: str, projection: Projection, feed: FeedClient, progress: Progress
+    conninfo: str,
+    projection: Projection,
+    feed: FeedClient,
+    progress: Progress,
+    *,
+    partitions: int = 1,
 ) -> tuple[int, list[Difference]]:
-    """Recompute the read model up to the live position; (position, rows that differ)."""
+    """Recompute the read model up to its live position (partitioned: each partition's
+    events up to that partition's position; `feed` then tags every event with its
+    partition); (the furthest position, rows that differ)."""
     async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as db:
         await fresh_copy(db, projection, VERIFY)
         try:
             await db.set_isolation_level(psycopg.IsolationLevel.REPEATABLE_READ)
-            async with db.transaction():  # one snapshot: the live rows as of that position
+            async with db.transaction():  # one snapshot: the live rows as of those positions
+                names = tracked_names(projection.name, partitions)
                 cursor = await db.execute(
-                    "SELECT position FROM projection_positions WHERE name = %s", (projection.name,)
+                    "SELECT name, position FROM projection_positions WHERE name = ANY(%s)",
+                    (names,),
                 )
-                row = await cursor.fetchone()
-                position = int(row[0]) if row else 0
-                await build_copy(db, projection, feed, VERIFY, progress, upto=position)
+                found = {str(name): int(position) for name, position in await cursor.fetchall()}
+                positions = {_partition(name): found.get(name, 0) for name in names}
+                position = max(positions.values())
+                await build_copy(
+                    db,
+                    [projection],
+                    feed,
+                    VERIFY,
+                    progress,
+                    upto=position,
+                    keep=lambda event: event.position <= positions[event.partition],
+                )
                 differences = [
                     d
                     for table, keys in projection.tables.items()
@@ -134,6 +209,11 @@ async def verify(
                     sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table + VERIFY))
                 )
     return position, differences
+
+
+def _partition(name: str) -> str | None:
+    """The partition a tracking row is of, as envelopes name it; None unpartitioned."""
+    return name.split("/", 1)[1] if "/" in name else None
 
 
 async def _differences(

@@ -43,7 +43,11 @@ async def sequence(position: int, arrivals: Sequence[Event | Hole], fetch: Fetch
         if item.position <= outcome.position:
             outcome.duplicates += isinstance(item, Envelope)
             continue
-        chained = isinstance(item, Envelope) and (item.previous_position or 0) == outcome.position
+        # Chained: nothing of its stream lies between the position and it. A position holds
+        # everything of the stream up to it, so a message whose predecessor is at or before
+        # the position is the next one, even when the position itself is not an event of
+        # this stream (a partition's position after a rebuild is the whole log's head).
+        chained = isinstance(item, Envelope) and (item.previous_position or 0) <= outcome.position
         if chained:
             outcome.apply.append(item)  # type: ignore[arg-type]
         else:  # something before it was lost (or this is a hole): the feed has the truth

@@ -13,6 +13,7 @@ from typing import Any
 
 from psycopg import AsyncConnection, AsyncCursor
 
+from contracts.partitions import Partition, layout
 from projections.sequencer import Outcome
 
 # Created by the schema step (customer_service.store.MIGRATIONS), never by a projector.
@@ -29,10 +30,61 @@ SESSION_LOCK = "SELECT pg_advisory_lock(hashtext('projection:' || %s))"
 SESSION_UNLOCK = "SELECT pg_advisory_unlock(hashtext('projection:' || %s))"
 
 
+class LayoutError(RuntimeError):
+    """A read model has no tracking row under this name: it is kept in another layout of
+    partitions (projections.rebuild changes it), or not yet in this one."""
+
+
+def partition_name(name: str, partition: str) -> str:
+    """A read model's tracking row (and lock) for one partition: `orders_count/2of4`."""
+    return f"{name}/{partition}"
+
+
+def tracked_names(name: str, partitions: int) -> list[str]:
+    """A read model's tracking rows in a layout: `name` alone, unpartitioned."""
+    if partitions == 1:
+        return [name]
+    return [partition_name(name, str(p)) for p in layout(partitions)]
+
+
+def read_model_of(name: str) -> str:
+    """The read model a tracking row belongs to, whatever its partition."""
+    return name.split("/", 1)[0]
+
+
+ROWS_OF = (
+    "SELECT name FROM projection_positions"
+    " WHERE name = %(base)s OR starts_with(name, %(base)s || '/')"
+)
+
+
 async def ensure_tracking(conn: AsyncConnection[Any], name: str) -> None:
-    await conn.execute(
-        "INSERT INTO projection_positions (name) VALUES (%s) ON CONFLICT DO NOTHING", (name,)
-    )
+    """The tracking row, at position 0, unless the read model has rows of another layout
+    (then it is kept in that one, and this row waits for a rebuild into this layout to make
+    it). Serialised per read model, so two layouts never both start from nothing."""
+    base, layout_of_name = read_model_of(name), _layout_of(name)
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('layout:' || %s))", (base,))
+        cursor = await conn.execute(ROWS_OF, {"base": base})
+        others = [row[0] for row in await cursor.fetchall() if _layout_of(row[0]) != layout_of_name]
+        if not others:
+            await conn.execute(
+                "INSERT INTO projection_positions (name) VALUES (%s) ON CONFLICT DO NOTHING",
+                (name,),
+            )
+
+
+async def kept_in(conn: AsyncConnection[Any], name: str) -> int | None:
+    """How many partitions the read model is kept in now; None before its first row."""
+    cursor = await conn.execute(ROWS_OF, {"base": name})
+    layouts = {_layout_of(str(row[0])) for row in await cursor.fetchall()}
+    return max(layouts) if layouts else None
+
+
+def _layout_of(name: str) -> int:
+    if "/" not in name:
+        return 1
+    return Partition.parse(name.split("/", 1)[1]).count
 
 
 LOCK_ALL = "SELECT pg_advisory_xact_lock(hashtext('projection:' || n)) FROM unnest(%s::text[]) n"
@@ -57,8 +109,11 @@ async def lock_positions(cur: AsyncCursor[Any], names: Sequence[str]) -> dict[st
     await cur.execute(LOCK_ALL, (list(names),), prepare=True)
     await cur.execute(POSITIONS, (list(names),), prepare=True)  # after the locks: fresh
     positions = {name: int(position) for name, position in await cur.fetchall()}
-    missing = set(names) - set(positions)
-    assert not missing, f"no tracking row for {sorted(missing)}"
+    if missing := set(names) - set(positions):
+        raise LayoutError(
+            f"no tracking row for {', '.join(sorted(missing))}: the read model is kept in"
+            " another layout of partitions (ORDER_PARTITIONS), or a rebuild has not made it yet"
+        )
     return positions
 
 

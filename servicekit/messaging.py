@@ -32,6 +32,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import aio_pika
 from aio_pika.abc import (
@@ -45,7 +46,9 @@ from contracts.messaging import (
     ORIGINAL_ROUTING_KEY_HEADER,
     POISON_REASON_HEADER,
     dead_letter_names,
+    partitioned_exchange,
 )
+from contracts.partitions import PARTITION_HEADER
 from servicekit import metrics, tracing
 
 log = logging.getLogger(__name__)
@@ -102,21 +105,40 @@ async def channel(url: str, *, prefetch: int | None = None) -> AsyncIterator[Abs
 
 
 async def declare_consumer_queue(
-    channel: AbstractChannel, exchange: str, queue: str, bindings: Sequence[str]
+    channel: AbstractChannel,
+    exchange: str,
+    queue: str,
+    bindings: Sequence[str],
+    partition: str | None = None,
 ) -> tuple[AbstractQueue, AbstractExchange]:
-    """The consumer's queue bound to `exchange` by `bindings`, and its dead-letter exchange."""
+    """The consumer's queue bound to `exchange` by `bindings`, and its dead-letter exchange.
+
+    A partition's queue (contracts.messaging) is bound instead to the stream's headers
+    exchange by its `partition` header, that exchange to `exchange` by `bindings`, and it
+    has a single active consumer: a second process consuming it waits as a standby.
+    """
     dlx, dlq = dead_letter_names(queue)
     dead_letters = await channel.declare_exchange(dlx, aio_pika.ExchangeType.FANOUT, durable=True)
     held = await channel.declare_queue(dlq, durable=True, arguments={"x-queue-type": "quorum"})
     await held.bind(dead_letters)
     stream = await channel.declare_exchange(exchange, aio_pika.ExchangeType.TOPIC, durable=True)
-    declared = await channel.declare_queue(
-        queue,
-        durable=True,
-        arguments={"x-queue-type": "quorum", "x-dead-letter-exchange": dead_letters.name},
+    arguments: dict[str, Any] = {
+        "x-queue-type": "quorum",
+        "x-dead-letter-exchange": dead_letters.name,
+    }
+    if partition is not None:
+        arguments["x-single-active-consumer"] = True
+    declared = await channel.declare_queue(queue, durable=True, arguments=arguments)
+    if partition is None:
+        for binding in bindings:
+            await declared.bind(stream, binding)
+        return declared, dead_letters
+    partitioned = await channel.declare_exchange(
+        partitioned_exchange(exchange), aio_pika.ExchangeType.HEADERS, durable=True
     )
     for binding in bindings:
-        await declared.bind(stream, binding)
+        await partitioned.bind(stream, binding)
+    await declared.bind(partitioned, arguments={"x-match": "all", PARTITION_HEADER: partition})
     return declared, dead_letters
 
 
@@ -247,6 +269,7 @@ class Subscription:
     queue: str
     bindings: tuple[str, ...]
     prefetch: int = 1000
+    partition: str | None = None  # a partition's queue: bound by its header (contracts)
 
 
 OnBatch = Callable[[list[Message]], Awaitable[list[Poison]]]
@@ -264,7 +287,11 @@ async def consume(
     a batch comes back empty."""
     async with channel(subscription.amqp_url, prefetch=subscription.prefetch) as opened:
         queue, dead_letters = await declare_consumer_queue(
-            opened, subscription.exchange, subscription.queue, subscription.bindings
+            opened,
+            subscription.exchange,
+            subscription.queue,
+            subscription.bindings,
+            subscription.partition,
         )
         inbox = Inbox(opened)
         lag = QueueLag(subscription.queue, inbox)

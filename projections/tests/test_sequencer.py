@@ -167,3 +167,35 @@ async def test_any_interleaving_of_faults_counts_every_order_exactly_once(
         e.data.customer_id for e in log if isinstance(e.data, OrderCreatedV1)
     )
     assert model.position == (log[-1].position if log else 0)
+
+
+async def test_a_message_whose_predecessor_lies_before_the_position_is_the_next_one() -> None:
+    # A partition's events at 3, 7 and 12, and its position at 9 (a rebuild stopped at the
+    # log's head, 9, where the partition's last event was 7): 12 follows without a gap.
+    events = [
+        *stream(3, first=3, step=4)[:2],
+        envelope(
+            stream(1)[0].data,
+            id=uuid.uuid4(),
+            position=12,
+            previous_position=7,
+            occurred_at=datetime.now(UTC),
+            correlation_id="",
+        ),
+    ]
+    feed = Feed(events)
+
+    outcome = await sequence(9, [events[2]], feed.fetch)
+
+    assert outcome.apply == [events[2]]
+    assert (outcome.position, outcome.healed, feed.calls) == (12, 0, 0)
+
+
+async def test_a_message_whose_predecessor_lies_beyond_the_position_is_healed_first() -> None:
+    events = stream(3, first=3, step=4)  # 3, 7, 11
+    feed = Feed(events)
+
+    outcome = await sequence(5, [events[2]], feed.fetch)  # 7 was lost
+
+    assert outcome.apply == events[1:]
+    assert (outcome.position, outcome.healed, feed.calls) == (11, 2, 1)

@@ -13,6 +13,8 @@ import httpx
 import psycopg
 import pytest
 
+from contracts.messaging import partition_queue, partitioned_exchange
+from contracts.partitions import layout
 from customer_service.projector import PROJECTIONS, queue_name
 from projections.orders_count import OrdersCount
 from projections.tracking import SESSION_LOCK, SESSION_UNLOCK
@@ -57,6 +59,17 @@ class System:
         """The projector's queue (it keeps every read model, as `ordersystem run` starts it)."""
         return queue_name(self.queue_prefix, list(PROJECTIONS))
 
+    @property
+    def partitions(self) -> int:
+        """The order log's partitions (ORDER_PARTITIONS in `env`; 1 when unset)."""
+        return int(self.env.get("ORDER_PARTITIONS", "1"))
+
+    def projection_queues(self) -> list[str]:
+        """The projector's queue, or each partition's (contracts.messaging)."""
+        if self.partitions == 1:
+            return [self.projection_queue]
+        return [partition_queue(self.projection_queue, str(p)) for p in layout(self.partitions)]
+
     def messaging_env(self) -> dict[str, str]:
         return {
             "ORDERS_EXCHANGE": self.exchange,
@@ -67,7 +80,7 @@ class System:
 
     def consumer_queues(self) -> list[str]:
         env = self.messaging_env()
-        return [self.projection_queue, env["PAYMENT_QUEUE"], env["PAYMENT_RESULTS_QUEUE"]]
+        return [*self.projection_queues(), env["PAYMENT_QUEUE"], env["PAYMENT_RESULTS_QUEUE"]]
 
     def stored_orders(self) -> int:
         """How many orders the event store holds (streams, not events: payments add events)."""
@@ -95,6 +108,8 @@ class System:
             ("consume", "payment-results"), self.orders.env
         ).start()
         self.workers["projector"] = projector_process(self.projector_env()).start()
+        if self.partitions > 1:  # two processes share the partitions
+            self.workers["projector-2"] = projector_process(self.projector_env()).start()
 
     async def wait_for_consumer_queues(self) -> None:
         """Messages published before a consumer's queue exists would never reach it."""
@@ -112,7 +127,8 @@ class System:
             await Topology(exchange="", queue=queue).delete_queues()
         async with await aio_pika.connect(AMQP_URL) as connection:
             channel = await connection.channel()
-            for exchange in (self.exchange, self.messaging_env()["PAYMENTS_EXCHANGE"]):
+            payments = self.messaging_env()["PAYMENTS_EXCHANGE"]
+            for exchange in (partitioned_exchange(self.exchange), self.exchange, payments):
                 await channel.exchange_delete(exchange)
 
 
