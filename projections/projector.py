@@ -261,10 +261,11 @@ class Projector:
         """Under the read models' locks: each one's arrivals sequenced from its position,
         applied, and its position advanced (one statement for all)."""
         moves: dict[str, tuple[Outcome, int]] = {}
+        partition = self.settings.subscription.partition  # the stream its positions are of
         fetch = _once_each(self.feed.fetch)  # read models at one position heal from one read
         for projection in self.projections:
             name = projection.name
-            outcome = await sequence(positions[name], arrivals[name], fetch)
+            outcome = await sequence(positions[name], arrivals[name], fetch, partition)
             await projection.apply(cur, outcome.apply)
             moves[name] = (outcome, poisoned)
         await advance_all(cur, moves)

@@ -37,7 +37,13 @@ class Outcome:
     healed: int = 0  # envelopes fetched from the feed to fill gaps
 
 
-async def sequence(position: int, arrivals: Sequence[Event | Hole], fetch: Fetch) -> Outcome:
+async def sequence(
+    position: int, arrivals: Sequence[Event | Hole], fetch: Fetch, partition: str | None = None
+) -> Outcome:
+    """What to apply from `position` on. `partition` is the stream the position is of (None:
+    the whole log); an envelope of another stream (published while the layout of partitions
+    changes) has a chain that says nothing of this one's, so its gap is filled from the feed
+    whatever its chain says."""
     outcome = Outcome(position)
     for item in arrivals:
         if item.position <= outcome.position:
@@ -47,7 +53,11 @@ async def sequence(position: int, arrivals: Sequence[Event | Hole], fetch: Fetch
         # everything of the stream up to it, so a message whose predecessor is at or before
         # the position is the next one, even when the position itself is not an event of
         # this stream (a partition's position after a rebuild is the whole log's head).
-        chained = isinstance(item, Envelope) and (item.previous_position or 0) <= outcome.position
+        chained = (
+            isinstance(item, Envelope)
+            and item.partition == partition
+            and (item.previous_position or 0) <= outcome.position
+        )
         if chained:
             outcome.apply.append(item)  # type: ignore[arg-type]
         else:  # something before it was lost (or this is a hole): the feed has the truth

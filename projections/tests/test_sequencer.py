@@ -7,6 +7,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -199,3 +200,16 @@ async def test_a_message_whose_predecessor_lies_beyond_the_position_is_healed_fi
 
     assert outcome.apply == events[1:]
     assert (outcome.position, outcome.healed, feed.calls) == (11, 2, 1)
+
+
+async def test_a_message_of_another_layout_is_never_taken_as_chained() -> None:
+    # While P changes, the unpartitioned queue also gets the partitioned messages: their
+    # chain is their partition's, which says nothing of the events of the other partitions.
+    events = stream(3)  # 1, 2, 3
+    partitioned = msgspec.structs.replace(events[2], previous_position=1, partition="1of4")
+    feed = Feed(events)
+
+    outcome = await sequence(1, [partitioned], feed.fetch)
+
+    assert outcome.apply == events[1:]  # 2 came from the feed: nothing skipped
+    assert (outcome.position, outcome.healed, feed.calls) == (3, 2, 1)

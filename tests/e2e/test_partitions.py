@@ -8,15 +8,27 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 
+import httpx
 import psycopg
 import pytest
 
+from contracts.messaging import partition_queue
 from contracts.partitions import Partition, layout
 from order_service.application import Orders
 from projections.orders_count import OrdersCount
 from projections.tracking import SESSION_LOCK, SESSION_UNLOCK, partition_name
+from tests.broker import Topology
 from tests.e2e.conftest import System, running_system
-from tests.support import Databases, Worker, eventually, fill_orders, ordersystem
+from tests.e2e.orders import WIDGET
+from tests.support import (
+    Databases,
+    Worker,
+    eventually,
+    fill_orders,
+    ordersystem,
+    projector_process,
+    relay_process,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("rabbitmq_up")]
 PARTITIONS = 4
@@ -161,3 +173,79 @@ async def test_a_projector_killed_mid_batch_hands_its_partitions_over_within_ten
 
     assert handed_over < 10
     assert counts(system) == stored_per_customer(system)  # nothing lost, nothing twice
+
+
+async def keep_placing(system: System, stop: asyncio.Event) -> int:
+    """Orders of customers 1 to 5 at about 50/s until `stop`; how many were created. Their
+    payments move some to cancelled, so orders_by_status changes too."""
+    placed = 0
+    async with httpx.AsyncClient(base_url=system.orders.url, timeout=10) as client:
+        while not stop.is_set():
+            body = {**WIDGET, "customer_id": 1 + placed % 5}
+            response = await client.post("/api/v1/orders", json=body)
+            assert response.status_code == 201, response.text
+            placed += 1
+            await asyncio.sleep(0.02)  # pacing the load, not waiting for anything
+    return placed
+
+
+def relay_layout(system: System) -> int:
+    with psycopg.connect(system.orders_db.conninfo()) as conn:
+        row = conn.execute(
+            "SELECT partitions FROM relay_positions WHERE name = 'orders'"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+async def test_changing_from_one_to_four_partitions_on_a_live_system(databases: Databases) -> None:
+    async with running_system(databases) as system:  # one partition: as ever
+        new_layout = {**system.projector_env(), "ORDER_PARTITIONS": str(PARTITIONS)}
+        stop = asyncio.Event()
+        load = asyncio.create_task(keep_placing(system, stop))
+        new_projectors = [projector_process(new_layout) for _ in range(2)]
+        try:
+            await eventually(lambda: sum(counts(system).values()) >= 50, within=20)
+            # 1. The new layout's projectors start, and wait: their rows do not exist yet.
+            for projector in new_projectors:
+                projector.start()
+            # 2. The relay publishes in four partitions; the old projector heals each of
+            # their messages from the feed, so it goes on counting.
+            system.workers["relay"].stop()
+            system.workers["relay"] = relay_process(
+                {**system.orders.env, "ORDER_PARTITIONS": str(PARTITIONS)}
+            ).start()
+            await eventually(lambda: relay_layout(system) == PARTITIONS, within=20)
+            # 3. The documented operation.
+            changed = await asyncio.to_thread(
+                ordersystem, "repartition", str(PARTITIONS), env=new_layout
+            )
+            assert changed.returncode == 0, changed.stderr
+            # 4. The old layout's projector has nothing left to do.
+            system.workers["projector"].stop()
+            placed_after = sum(counts(system).values())
+            await eventually(
+                lambda: sum(counts(system).values()) >= placed_after + 50,
+                within=20,
+                what="the new layout counting",
+            )
+        finally:
+            stop.set()
+            placed = await load
+        try:
+            await counted_exactly(system)
+            for which in ("orders-count", "orders-by-status"):
+                verified = await asyncio.to_thread(ordersystem, "verify", which, env=new_layout)
+                assert verified.returncode == 0, verified.stderr
+            rows = query(system, "SELECT name FROM projection_positions ORDER BY name")
+        finally:
+            for projector in new_projectors:
+                projector.stop()
+            for queue in (partition_queue(system.projection_queue, str(p)) for p in layout(4)):
+                await Topology(exchange="", queue=queue).delete_queues()
+
+    assert sum(stored_per_customer(system).values()) == placed
+    assert [str(name) for (name,) in rows] == sorted(
+        partition_name(model, str(p))
+        for model in ("orders_by_status", "orders_count")
+        for p in layout(PARTITIONS)
+    )
