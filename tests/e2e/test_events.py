@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import uuid
 
@@ -76,7 +77,23 @@ def test_the_feed_pages_with_a_link_and_chains_across_pages(system: System) -> N
     assert second.json()[0]["previous_position"] == first.json()[-1]["position"]
 
 
-@pytest.mark.parametrize("query", ["after=-1", "after=x", "limit=0", "limit=5001"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "after=-1",
+        "after=x",
+        "limit=0",
+        "limit=5001",
+        "partitions=0",
+        "partitions=257",
+        "partitions=x",
+        "partition=4of4",
+        "partition=2",
+        "partition=2of0",
+        "partition=%ff",
+        "partition=2of4&partitions=4",
+    ],
+)
 def test_a_bad_feed_query_is_a_422(system: System, query: str) -> None:
     response = httpx.get(f"{system.orders.url}/api/v1/events?{query}")
 
@@ -88,3 +105,23 @@ def test_readiness_reports_the_relay_lag(system: System) -> None:
     body = httpx.get(f"{system.orders.url}/health/ready").json()
 
     assert set(body["checks"]["relay"]) == {"published_position", "lag"}
+
+
+def test_the_feed_serves_one_partition_chained_within_it_and_links_the_next_page(
+    system: System,
+) -> None:
+    for customer_id in (1, 2, 3, 4, 5):
+        httpx.post(f"{system.orders.url}/api/v1/orders", json={**ORDER, "customer_id": customer_id})
+    everything = feed(system)
+    tagged = httpx.get(f"{system.orders.url}/api/v1/events?partitions=2&limit=5000").json()
+
+    assert [e["position"] for e in tagged] == [e["position"] for e in everything]
+    assert {e["partition"] for e in tagged} == {"0of2", "1of2"}
+    for partition in ("0of2", "1of2"):
+        mine = [e for e in tagged if e["partition"] == partition]
+        first = httpx.get(f"{system.orders.url}/api/v1/events?partition={partition}&limit=2")
+        second = httpx.get(system.orders.url + first.links["next"]["url"])
+        assert first.json() + second.json() == mine[:4]
+        chain = [(e["previous_position"], e["position"]) for e in mine]
+        assert chain[1:] == [(a[1], b[1]) for a, b in itertools.pairwise(chain)]
+    assert "partition" not in everything[0]  # unpartitioned: the field is left out
