@@ -97,6 +97,17 @@ def pids(workers: list[Worker]) -> list[int]:
     return [w.process.pid for w in workers if w.process is not None]
 
 
+async def balanced(system: System) -> None:
+    """Until both projectors hold two partitions each (the first to start takes all four,
+    then lets two go when the second one's heartbeat shows)."""
+
+    def two_each() -> bool:
+        held = [pid_of(h) for h in holders(system).values()]
+        return len(held) == PARTITIONS and sorted(held.count(p) for p in set(held)) == [2, 2]
+
+    await eventually(two_each, within=20, what="two projectors holding two partitions each")
+
+
 def projectors(system: System) -> list[Worker]:
     return [system.workers["projector"], system.workers["projector-2"]]
 
@@ -112,7 +123,7 @@ async def counted_exactly(system: System, within: float = 30) -> None:
 async def test_two_projectors_hold_two_partitions_each_and_count_every_order_once(
     system: System, orders: Orders
 ) -> None:
-    await eventually(lambda: len(holders(system)) == PARTITIONS, within=20, what="all claimed")
+    await balanced(system)
     fill_orders(orders, 2000)  # customers 1..5: every partition has some
 
     await counted_exactly(system)
@@ -139,7 +150,7 @@ async def test_two_projectors_hold_two_partitions_each_and_count_every_order_onc
 async def test_a_projector_killed_mid_batch_hands_its_partitions_over_within_ten_seconds(
     system: System, orders: Orders
 ) -> None:
-    await eventually(lambda: len(holders(system)) == PARTITIONS, within=20, what="all claimed")
+    await balanced(system)
     fill_orders(orders, 500)
     await counted_exactly(system)
     # Customer 1's partition: hold its batches open with the read model's own lock.
