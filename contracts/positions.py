@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from contracts.partitions import Partition, PartitionError
+
 ORDER_LOG = "orders"
 PAYMENT_LOG = "payments"
 LOGS = (ORDER_LOG, PAYMENT_LOG)
@@ -23,8 +25,10 @@ MIN_POSITION_QUERY = "min_position"
 PROJECTION_POSITION_HEADER = "X-Projection-Position"
 
 MAX_POSITION = 2**63 - 1  # a bigint notification id
-PATTERN = r"^[a-z]+:[0-9]{1,19}$"  # a token's form, as an OpenAPI document states it
-_TOKEN = re.compile(r"([a-z]+):([0-9]{1,19})")
+# A token's form, as an OpenAPI document states it: `orders:42`, or, for a log published in
+# partitions (contracts.partitions), `orders/2of4:42`, a position of that partition.
+PATTERN = r"^[a-z]+(/[0-9]{1,3}of[0-9]{1,3})?:[0-9]{1,19}$"
+_TOKEN = re.compile(r"([a-z]+)(?:/([0-9]{1,3}of[0-9]{1,3}))?:([0-9]{1,19})")
 
 
 class PositionTokenError(ValueError):
@@ -39,9 +43,11 @@ class OtherLogError(PositionTokenError):
 class LogPosition:
     log: str
     position: int
+    partition: str | None = None  # the partition it is a position of; None: the whole log
 
     def __str__(self) -> str:
-        return f"{self.log}:{self.position}"
+        where = self.log if self.partition is None else f"{self.log}/{self.partition}"
+        return f"{where}:{self.position}"
 
     @classmethod
     def parse(cls, token: str, *, log: str) -> LogPosition:
@@ -49,8 +55,10 @@ class LogPosition:
         log, PositionTokenError for anything else that is not a token."""
         found = _TOKEN.fullmatch(token.strip())
         if found is None:
-            raise PositionTokenError(f"a position is <log>:<number>, such as {log}:42")
-        named, digits = found.group(1), found.group(2)
+            raise PositionTokenError(
+                f"a position is <log>:<number>, such as {log}:42, or <log>/<partition>:<number>"
+            )
+        named, partition, digits = found.group(1), found.group(2), found.group(3)
         if named not in LOGS:
             raise PositionTokenError(f"no log is called {named!r}; the logs are {', '.join(LOGS)}")
         if named != log:
@@ -58,4 +66,9 @@ class LogPosition:
         position = int(digits)
         if position > MAX_POSITION:
             raise PositionTokenError(f"a position is at most {MAX_POSITION}")
-        return cls(named, position)
+        if partition is not None:
+            try:
+                Partition.parse(partition)
+            except PartitionError as exc:
+                raise PositionTokenError(str(exc)) from None
+        return cls(named, position, partition)

@@ -16,6 +16,7 @@ from litestar.params import FromPath, HeaderParameter, Parameter, QueryParameter
 from psycopg_pool import AsyncConnectionPool
 
 from contracts.customers import CustomerV1
+from contracts.partitions import Partition, layout
 from contracts.positions import (
     MIN_POSITION_HEADER,
     MIN_POSITION_QUERY,
@@ -30,6 +31,7 @@ from customer_service.settings import Settings
 from customer_service.store import CustomerStore, migrate, seed
 from projections.feed import FeedClient
 from projections.orders_count import OrdersCount
+from projections.tracking import partition_name
 from projections.watch import BehindError, PositionWatch
 from servicekit.api import service_app
 from servicekit.auth import require_token
@@ -116,42 +118,76 @@ POSITION_ERRORS = {
 }
 
 
-def min_position(header: str | None, query: str | None) -> int | None:
+def min_position(header: str | None, query: str | None, partitions: int) -> LogPosition | None:
     """The position a read asks for (the larger, given both); 422 for a token that is not
-    an orders-log position."""
-    wanted: int | None = None
+    an orders-log position of this layout: a partition's (`orders/2of4:N`) when the log is
+    in partitions, the whole log's (`orders:N`) when not, and one partition's if both."""
+    wanted: LogPosition | None = None
     for field, token in ((MIN_POSITION_HEADER, header), (MIN_POSITION_QUERY, query)):
         if token is None:
             continue
         try:
-            position = LogPosition.parse(token, log=ORDER_LOG).position
+            asked = LogPosition.parse(token, log=ORDER_LOG)
         except PositionTokenError as exc:
             raise validation_failed([FieldError(field=field, message=str(exc))]) from None
-        wanted = position if wanted is None else max(wanted, position)
+        if (problem := _of_another_layout(asked, partitions)) or (
+            wanted is not None and wanted.partition != asked.partition
+        ):
+            message = problem or "the header and the query name two partitions"
+            raise validation_failed([FieldError(field=field, message=message)])
+        wanted = asked if wanted is None or asked.position > wanted.position else wanted
     return wanted
 
 
+def _of_another_layout(asked: LogPosition, partitions: int) -> str | None:
+    if partitions == 1:
+        return "the orders log is not in partitions here" if asked.partition else None
+    if asked.partition is None or Partition.parse(asked.partition).count != partitions:
+        return (
+            f"the orders log is in {partitions} partitions: a position names one, such as"
+            f" orders/0of{partitions}:42"
+        )
+    return None
+
+
+def tracking_row(partition: str | None) -> str:
+    """orders_count's tracking row for a partition, or the whole log's."""
+    return OrdersCount.name if partition is None else partition_name(OrdersCount.name, partition)
+
+
 async def served(
-    state: State, read: Callable[[], Awaitable[tuple[T, int]]], wanted: int | None
+    state: State,
+    read: Callable[[str], Awaitable[tuple[T, int]]],
+    wanted: LogPosition | None,
+    partition: str | None,
 ) -> tuple[T, dict[str, str]]:
-    """What `read` answers, once orders_count is at `wanted` (at once when nothing is
-    asked), with the header naming the position it was read at; 503 past the deadline."""
+    """What `read` answers (given the tracking row it reports), once orders_count is at
+    `wanted` (at once when nothing is asked), with the header naming the position it was
+    read at, of `partition` when the log is in partitions; 503 past the deadline."""
+    tracking = tracking_row(partition)
     if wanted is None:
-        found, position = await read()
+        found, position = await read(tracking)
     else:
         watch: PositionWatch = state.watch
         try:
             found, position = await watch.read_at_least(
-                OrdersCount.name, wanted, read, state.min_position_deadline
+                tracking, wanted.position, partial(read, tracking), state.min_position_deadline
             )
         except BehindError as exc:
             unavailable = service_unavailable(
                 "read_model_behind", "orders_count has not reached that position yet"
             )
-            unavailable.detail = f"at {LogPosition(ORDER_LOG, exc.position)}, asked for {wanted}"
-            unavailable.headers[PROJECTION_POSITION_HEADER] = str(exc.position)
+            at = LogPosition(ORDER_LOG, exc.position, partition)
+            unavailable.detail = f"at {at}, asked for {wanted}"
+            unavailable.headers[PROJECTION_POSITION_HEADER] = _served_at(exc.position, partition)
             raise unavailable from None
-    return found, {PROJECTION_POSITION_HEADER: str(position)}
+    return found, {PROJECTION_POSITION_HEADER: _served_at(position, partition)}
+
+
+def _served_at(position: int, partition: str | None) -> str:
+    """The header's value: the number alone for the whole log (as before partitions), a
+    partition's token otherwise."""
+    return str(position) if partition is None else str(LogPosition(ORDER_LOG, position, partition))
 
 
 @get(
@@ -174,10 +210,16 @@ async def get_customer(
     """One customer with its orders_count; with a min_position, as of that position at
     least."""
     number = parse_whole(customer_id, MAX_ID)
-    wanted = min_position(x_min_position, min_position_query)
+    partitions: int = state.partitions
+    wanted = min_position(x_min_position, min_position_query, partitions)
     if number is None:
         raise customer_not_found(customer_id)
-    found, headers = await served(state, partial(store(state).get, number), wanted)
+    partition = str(Partition.of(number, partitions)) if partitions > 1 else None
+    if wanted is not None and wanted.partition != partition:  # decision 14: it promises nothing
+        field = MIN_POSITION_HEADER if x_min_position is not None else MIN_POSITION_QUERY
+        message = f"a position of partition {wanted.partition}; this customer's is {partition}"
+        raise validation_failed([FieldError(field=field, message=message)])
+    found, headers = await served(state, partial(store(state).get, number), wanted, partition)
     if found is None:
         raise customer_not_found(customer_id)
     return Response(found, headers=headers)
@@ -206,14 +248,29 @@ async def list_customers(
     with a min_position, as of that position at least."""
     size = page_limit(limit)
     after = cursor_param(cursor) or 0
-    wanted = min_position(x_min_position, min_position_query)
-    page, headers = await served(
-        state, partial(store(state).page, limit=size + 1, after=after), wanted
-    )
+    partitions: int = state.partitions
+    wanted = min_position(x_min_position, min_position_query, partitions)
+    read = partial(_page, store(state), limit=size + 1, after=after)
+    if partitions == 1 or wanted is not None:  # the token's partition, or the whole log
+        page, headers = await served(state, read, wanted, wanted.partition if wanted else None)
+    else:  # in partitions, and no token: where each partition had got
+        page, _ = await read(OrdersCount.name)
+        reached = await store(state).positions([tracking_row(str(p)) for p in layout(partitions)])
+        headers = {
+            PROJECTION_POSITION_HEADER: ", ".join(
+                _served_at(position, name.split("/", 1)[1]) for name, position in reached.items()
+            )
+        }
     more = len(page) > size
     page = page[:size]
     headers.update(next_link(request, encode_cursor(page[-1].id) if more else None))
     return Response(page, headers=headers)
+
+
+async def _page(
+    customers: CustomerStore, tracking: str, *, limit: int, after: int
+) -> tuple[list[CustomerV1], int]:
+    return await customers.page(limit=limit, after=after, tracking=tracking)
 
 
 @post(
@@ -252,6 +309,7 @@ def create_app(settings: Settings) -> Litestar:
         app.state.feed = FeedClient(settings.order_service_url, timeout=1.5)
         app.state.watch = PositionWatch(settings.postgres.conninfo())  # one per worker
         app.state.min_position_deadline = settings.min_position_deadline
+        app.state.partitions = settings.partitions
         app.state.watch.start()
         try:
             yield

@@ -43,8 +43,9 @@ SEED: tuple[tuple[int, str, str], ...] = (
 )
 
 # Each read also says how far orders_count had got in the same snapshot: the position a
-# reader waiting for its own write compares (projections.watch).
-_POSITION = "(SELECT position FROM projection_positions WHERE name = 'orders_count')"
+# reader waiting for its own write compares (projections.watch). Its tracking row is
+# `orders_count`, or with the log in partitions the one partition's the read is about.
+_POSITION = "(SELECT position FROM projection_positions WHERE name = %(tracking)s)"
 _SELECT = (
     "SELECT c.id, c.customer_name, c.address, coalesce(n.orders_count, 0) AS orders_count,"
     f" {_POSITION} AS position"
@@ -79,9 +80,10 @@ def seed(settings: PostgresSettings) -> int:
         return max(inserted, 0)
 
 
-async def _position(conn: AsyncConnection[Any]) -> int:
+async def _position(conn: AsyncConnection[Any], tracking: str) -> int:
     """The position alone, for a read that found no row to carry it."""
-    row = await (await conn.execute(f"SELECT {_POSITION}", prepare=True)).fetchone()
+    cursor = await conn.execute(f"SELECT {_POSITION}", {"tracking": tracking}, prepare=True)
+    row = await cursor.fetchone()
     return int(row[0] or 0) if row else 0
 
 
@@ -90,25 +92,47 @@ class CustomerStore:
         # Fails fast while the database is unreachable; `database` names the gate's metrics.
         self.pool = GuardedAsyncPool(pool, DatabaseGate(name=(database, "store")))
 
-    async def get(self, customer_id: int) -> tuple[CustomerV1 | None, int]:
-        """The customer (None if there is none), and the position orders_count was at."""
+    async def get(
+        self, customer_id: int, tracking: str = OrdersCount.name
+    ) -> tuple[CustomerV1 | None, int]:
+        """The customer (None if there is none), and the position orders_count was at (in
+        the tracking row `tracking`)."""
         async with self.pool.connection() as conn:
-            cur = await conn.execute(_SELECT + " WHERE c.id = %s", (customer_id,), prepare=True)
+            cur = await conn.execute(
+                _SELECT + " WHERE c.id = %(id)s",
+                {"id": customer_id, "tracking": tracking},
+                prepare=True,
+            )
             row = await cur.fetchone()
             if row is None:
-                return None, await _position(conn)
+                return None, await _position(conn, tracking)
             return _customer(row), int(row[4] or 0)
 
-    async def page(self, *, limit: int, after: int) -> tuple[list[CustomerV1], int]:
+    async def page(
+        self, *, limit: int, after: int, tracking: str = OrdersCount.name
+    ) -> tuple[list[CustomerV1], int]:
         """A page of customers by id, and the position orders_count was at."""
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                _SELECT + " WHERE c.id > %s ORDER BY c.id LIMIT %s", (after, limit), prepare=True
+                _SELECT + " WHERE c.id > %(after)s ORDER BY c.id LIMIT %(limit)s",
+                {"after": after, "limit": limit, "tracking": tracking},
+                prepare=True,
             )
             rows = await cur.fetchall()
             if not rows:
-                return [], await _position(conn)
+                return [], await _position(conn, tracking)
             return [_customer(row) for row in rows], int(rows[0][4] or 0)
+
+    async def positions(self, tracking: list[str]) -> dict[str, int]:
+        """Several tracking rows' positions (0 for one not made yet)."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT name, position FROM projection_positions WHERE name = ANY(%s)",
+                (tracking,),
+                prepare=True,
+            )
+            found = {str(name): int(position) for name, position in await cur.fetchall()}
+        return {name: found.get(name, 0) for name in tracking}
 
     async def add(self, *, customer_name: str, address: str) -> CustomerV1:
         async with self.pool.connection() as conn:

@@ -41,6 +41,7 @@ def create_app(settings: Settings) -> Litestar:
         )
         app.state.orders = await call(migrated, make, settings.postgres, MIGRATIONS)
         app.state.event_log = event_log(app.state.orders)
+        app.state.partitions = settings.partitions  # of the positions it answers with
         saves = await open_loop_pool(settings.postgres.conninfo())  # placing needs no thread
         app.state.orders.saves_from(saves)
         app.state.customers = CustomerServiceClient(

@@ -20,6 +20,7 @@ from litestar.openapi.spec import Operation
 from litestar.params import FromPath, HeaderParameter, Parameter
 
 from contracts.customers import CustomerV1
+from contracts.partitions import Partition
 from contracts.positions import EVENT_POSITION_HEADER, ORDER_LOG, LogPosition
 from order_service.application import Orders
 from order_service.customers import CustomerServiceClient
@@ -89,12 +90,18 @@ def order_uuid(order_id: str) -> UUID:
         raise order_not_found(order_id) from None
 
 
-def recorded_headers(recorded: Recorded) -> dict[str, str]:
+def recorded_headers(recorded: Recorded, state: State) -> dict[str, str]:
     """The headers of an answer that recorded a change: the order's version and the log
-    position a reader can wait for (contracts.positions)."""
+    position a reader can wait for (contracts.positions); with the log in partitions, a
+    position of the order's partition (its customer's), which is what a reader waits on."""
     headers = {"ETag": f'"{recorded.order.version}"'}
     if recorded.position is not None:
-        headers[EVENT_POSITION_HEADER] = str(LogPosition(ORDER_LOG, recorded.position))
+        partitions: int = state.partitions
+        partition = (
+            str(Partition.of(recorded.order.customer_id, partitions)) if partitions > 1 else None
+        )
+        position = LogPosition(ORDER_LOG, recorded.position, partition)
+        headers[EVENT_POSITION_HEADER] = str(position)
     return headers
 
 
@@ -141,7 +148,7 @@ async def create_order(
         headers={
             "Location": f"/api/v1/orders/{order.id}",
             CORRELATION_HEADER: correlation,
-            **recorded_headers(placed),
+            **recorded_headers(placed, state),
         },
     )
 
@@ -188,7 +195,7 @@ def _transition_handler(action: str) -> HTTPRouteHandler:
             reason=reason,
             correlation_id=correlation_id(request),
         )
-        return Response(recorded.order, headers=recorded_headers(recorded))
+        return Response(recorded.order, headers=recorded_headers(recorded, state))
 
     return transition
 

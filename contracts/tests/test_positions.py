@@ -50,6 +50,12 @@ def test_a_token_of_the_other_log_is_told_apart_from_a_bad_one() -> None:
         f"orders:{MAX_POSITION + 1}",
         "orders:" + "9" * 40,
         "orders :5",
+        "orders/:5",
+        "orders/2:5",  # a partition names its layout
+        "orders/4of4:5",  # no such partition
+        "orders/2of0:5",
+        "orders/2of4",
+        "orders/2of4:5:6",
     ],
 )
 def test_anything_else_is_not_a_token(token: str) -> None:
@@ -66,3 +72,17 @@ def test_no_text_breaks_the_parser(token: str) -> None:
         return
     assert parsed.log == ORDER_LOG
     assert 0 <= parsed.position <= MAX_POSITION
+
+
+@given(
+    st.integers(min_value=0, max_value=MAX_POSITION),
+    st.integers(1, 256).flatmap(lambda p: st.tuples(st.integers(0, p - 1), st.just(p))),
+)
+def test_a_partitions_token_reads_back_with_its_partition(
+    position: int, index_count: tuple[int, int]
+) -> None:
+    partition = f"{index_count[0]}of{index_count[1]}"
+    token = str(LogPosition(ORDER_LOG, position, partition))
+
+    assert token == f"orders/{partition}:{position}"
+    assert LogPosition.parse(token, log=ORDER_LOG) == LogPosition(ORDER_LOG, position, partition)

@@ -17,7 +17,7 @@ from contracts.messaging import partition_queue, partitioned_exchange
 from contracts.partitions import layout
 from customer_service.projector import PROJECTIONS, queue_name
 from projections.orders_count import OrdersCount
-from projections.tracking import SESSION_LOCK, SESSION_UNLOCK
+from projections.tracking import SESSION_LOCK, SESSION_UNLOCK, tracked_names
 from servicekit.postgres import PostgresSettings
 from tests.broker import AMQP_URL, Topology, queue_exists
 from tests.support import (
@@ -100,6 +100,10 @@ class System:
             **self.env,
         }
 
+    def projectors(self) -> list[str]:
+        """The names of its projector workers: one, or two sharing the partitions."""
+        return ["projector"] if self.partitions == 1 else ["projector", "projector-2"]
+
     def start_workers(self) -> None:
         self.workers["relay"] = relay_process(self.orders.env).start()
         self.workers["payment-relay"] = Worker(("relay", "payments"), self.payments.env).start()
@@ -107,9 +111,8 @@ class System:
         self.workers["payment-results"] = Worker(
             ("consume", "payment-results"), self.orders.env
         ).start()
-        self.workers["projector"] = projector_process(self.projector_env()).start()
-        if self.partitions > 1:  # two processes share the partitions
-            self.workers["projector-2"] = projector_process(self.projector_env()).start()
+        for name in self.projectors():  # two processes share the partitions, if any
+            self.workers[name] = projector_process(self.projector_env()).start()
 
     async def wait_for_consumer_queues(self) -> None:
         """Messages published before a consumer's queue exists would never reach it."""
@@ -180,12 +183,15 @@ def projector_held_back(system: System) -> Iterator[None]:
     """The projector paused while in the block: it takes its read models' advisory locks in
     every batch's transaction, so a session holding one holds it back, with its messages
     delivered and waiting."""
+    names = tracked_names(OrdersCount.name, system.partitions)  # every partition's, if any
     with psycopg.connect(system.customers_db.conninfo(), autocommit=True) as holder:
-        holder.execute(SESSION_LOCK, (OrdersCount.name,))
+        for name in names:
+            holder.execute(SESSION_LOCK, (name,))
         try:
             yield
         finally:
-            holder.execute(SESSION_UNLOCK, (OrdersCount.name,))
+            for name in names:
+                holder.execute(SESSION_UNLOCK, (name,))
 
 
 @contextlib.asynccontextmanager

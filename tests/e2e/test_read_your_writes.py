@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
+from contracts.partitions import Partition
 from contracts.positions import ORDER_LOG, LogPosition
 from tests.e2e.conftest import System, projector_held_back, running_system
 from tests.e2e.orders import WIDGET
@@ -30,9 +31,11 @@ class Services:
     impatient: ServiceProcess  # the customer API again, on the same database, waiting 0.5 s
 
 
-@pytest.fixture(scope="module")
-async def services(databases: Databases) -> AsyncIterator[Services]:
-    async with running_system(databases, env={"MIN_POSITION_DEADLINE": str(DEADLINE)}) as system:
+@pytest.fixture(scope="module", params=[1, 4], ids=["unpartitioned", "4 partitions"])
+async def services(databases: Databases, request: pytest.FixtureRequest) -> AsyncIterator[Services]:
+    """The whole system, its log in one partition or in four shared by two projectors."""
+    env = {"MIN_POSITION_DEADLINE": str(DEADLINE), "ORDER_PARTITIONS": str(request.param)}
+    async with running_system(databases, env=env) as system:
         impatient = ServiceProcess(
             "customers", {**system.customers.env, "MIN_POSITION_DEADLINE": "0.5"}
         ).start()
@@ -44,6 +47,12 @@ async def services(databases: Databases) -> AsyncIterator[Services]:
 
 def position(token: str) -> int:
     return LogPosition.parse(token, log=ORDER_LOG).position
+
+
+def served_at(response: httpx.Response) -> int:
+    """X-Projection-Position: the number, or, partitioned, the partition's token."""
+    header = response.headers["X-Projection-Position"]
+    return int(header) if header.isdigit() else position(header)
 
 
 @dataclass
@@ -79,9 +88,9 @@ class Client:
         )
         assert response.status_code == 200, response.text
         assert response.json()["orders_count"] == self.placed  # its own order, counted
-        served_at = int(response.headers["X-Projection-Position"])
-        assert served_at >= position(token)
-        self.waited_for.append(served_at)
+        reached = served_at(response)
+        assert reached >= position(token)
+        self.waited_for.append(reached)
 
     async def round(self) -> None:
         await self.read_own_write(await self.place())
@@ -161,7 +170,8 @@ async def test_reads_wait_through_a_projector_killed_and_started_again(
     readers = await clients(system, http)
     await asyncio.gather(*(client.round() for client in readers))
 
-    system.workers["projector"].kill()  # kill -9, with reads about to wait on it
+    for projector in system.projectors():  # kill -9, with reads about to wait on them
+        system.workers[projector].kill()
     second = asyncio.gather(*(client.round() for client in readers))
     await eventually(
         lambda: all(client.placed == 2 for client in readers),
@@ -169,7 +179,8 @@ async def test_reads_wait_through_a_projector_killed_and_started_again(
         what="every client's second order placed",
     )
     assert not second.done()  # orders placed, nobody to count them: every read waits
-    system.workers["projector"] = projector_process(system.projector_env()).start()
+    for projector in system.projectors():
+        system.workers[projector] = projector_process(system.projector_env()).start()
     await second
     await asyncio.gather(*(client.round() for client in readers))  # and it goes on
 
@@ -192,7 +203,7 @@ async def test_a_read_the_projection_cannot_serve_by_the_deadline_is_a_503(
     assert waited >= 0.5  # it waited for its deadline first
     assert behind.headers["Retry-After"] == "1"
     assert behind.json()["code"] == "read_model_behind"
-    assert int(behind.headers["X-Projection-Position"]) < position(token)
+    assert served_at(behind) < position(token)
     await reader.read_own_write(token)  # the patient API serves it once the projector moves
 
 
@@ -233,6 +244,46 @@ async def test_a_position_asked_by_query_and_by_header_waits_for_the_later(
     )
 
     assert response.status_code == 200, response.text
-    assert int(response.headers["X-Projection-Position"]) >= position(second)
+    assert served_at(response) >= position(second)
     listed = {customer["id"]: customer for customer in response.json()}
     assert listed[reader.customer]["orders_count"] == 2
+
+
+async def test_a_position_of_another_layout_or_another_customers_partition_is_refused(
+    services: Services, http: httpx.AsyncClient
+) -> None:
+    system = services.system
+    reader = await one_client(services, http)
+    token = await reader.place()
+    url = f"{system.customers.url}/api/v1/customers"
+    if system.partitions == 1:
+        assert "/" not in token  # orders:N, as before partitions
+        wrong = [(f"{url}/{reader.customer}", "orders/1of4:1", "not in partitions")]
+    else:
+        own = LogPosition.parse(token, log=ORDER_LOG).partition
+        assert own == str(Partition.of(reader.customer, system.partitions))
+        other = next(c for c in range(1, 100) if str(Partition.of(c, system.partitions)) != own)
+        wrong = [
+            (f"{url}/{reader.customer}", "orders:1", "in 4 partitions"),
+            (f"{url}/{reader.customer}", "orders/1of2:1", "in 4 partitions"),
+            (f"{url}/{other}", token, "this customer's is"),
+        ]
+
+    for where, asked, why in wrong:
+        refused = await http.get(where, headers={"X-Min-Position": asked})
+        assert refused.status_code == 422, refused.text
+        assert why in refused.text
+
+
+async def test_a_list_without_a_position_says_where_each_partition_had_got(
+    services: Services, http: httpx.AsyncClient
+) -> None:
+    system = services.system
+    listed = await http.get(f"{system.customers.url}/api/v1/customers")
+
+    header = listed.headers["X-Projection-Position"]
+    if system.partitions == 1:
+        assert header.isdigit()
+    else:
+        tokens = [LogPosition.parse(t, log=ORDER_LOG) for t in header.split(", ")]
+        assert [t.partition for t in tokens] == [f"{p}of4" for p in range(4)]
