@@ -160,11 +160,15 @@ async def _partitions_health(settings: Settings, feed: FeedClient) -> dict[str, 
     names = {str(p): partition_name(OrdersCount.name, str(p)) for p in layout(settings.partitions)}
     async with await psycopg.AsyncConnection.connect(settings.postgres.conninfo()) as db:
         found = {partition: await status(db, name) for partition, name in names.items()}
+    counters = ("applied", "duplicates", "healed", "poisoned")
+    totals = {key: sum(int((row or {}).get(key, 0)) for row in found.values()) for key in counters}
     try:
         reports = {p: await _health(settings, feed, row, p) for p, row in found.items()}
     except FeedUnavailableError:
-        return {"partitions": {p: {**(row or {}), "lag": None} for p, row in found.items()}}
-    return {"partitions": reports, "lag": sum(report["lag"] for report in reports.values())}
+        unknown = {p: {**(row or {}), "lag": None} for p, row in found.items()}
+        return {**totals, "lag": None, "partitions": unknown}
+    lag = sum(report["lag"] for report in reports.values())
+    return {**totals, "lag": lag, "partitions": reports}
 
 
 async def _health(

@@ -1,7 +1,9 @@
 """`replay --from N --to M`: publish a range of the event log again, exactly as first published.
 
 Consumers track positions, so what they already applied is dropped as a duplicate: a replay
-re-feeds a consumer that lost messages (or a new one) without double counting.
+re-feeds a consumer that lost messages (or a new one) without double counting. With the log
+in partitions (ORDER_PARTITIONS), it publishes as the relay does: each message with its
+partition, chained within it, so it reaches its partition's queue.
 """
 
 from __future__ import annotations
@@ -10,13 +12,21 @@ import asyncio
 
 import aio_pika
 
+from contracts.events import Envelope, IntegrationEvent
 from order_service.application import Orders
 from order_service.relay import event_log
 from order_service.settings import Settings
+from servicekit.eventlog import EventLog
 from servicekit.progress import Progress
 from servicekit.relay import Publisher, publish_confirmed
 
 PAGE = 500
+
+
+def read(log: EventLog, partitions: int, after: int) -> list[Envelope[IntegrationEvent]]:
+    if partitions == 1:
+        return log.read(after=after, limit=PAGE)
+    return log.read_partitioned(after=after, limit=PAGE, partitions=partitions)
 
 
 async def replay(
@@ -35,7 +45,7 @@ async def replay(
                 )
             target = await Publisher.on(channel, "" if queue else settings.exchange)
             while True:
-                page = await asyncio.to_thread(log.read, after=after, limit=PAGE)
+                page = await asyncio.to_thread(read, log, settings.partitions, after)
                 page = [e for e in page if e.position <= end]
                 if not page:
                     return sent

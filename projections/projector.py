@@ -190,13 +190,19 @@ class Projector:
         (its position, when known, is a hole the feed fills)."""
         arrivals: list[Event | Hole] = []
         poison: list[Poison] = []
+        own = self.settings.subscription.partition
         for message in batch:
             try:
-                arrivals.append(decode(message.body))
+                arrival = decode(message.body)
             except ContractError as exc:
                 poison.append(Poison(message, str(exc)))
                 if (position := known_position(message)) is not None:
                     arrivals.append(Hole(position))  # its event is fetched from the feed
+                continue
+            if own is not None and arrival.partition != own:  # sent here by hand, never routed
+                poison.append(Poison(message, f"of partition {arrival.partition}, not {own}"))
+                continue
+            arrivals.append(arrival)
         outcomes = await self._apply(db, arrivals, poisoned=len(poison))
         for index, outcome in enumerate(outcomes):
             self.stats.add(outcome, 0 if index else len(poison))  # each poison counted once

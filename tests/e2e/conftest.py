@@ -78,6 +78,41 @@ class System:
             "PAYMENT_RESULTS_QUEUE": f"{self.prefix}.orders.payment-results",
         }
 
+    def tracking_rows(self, model: str = OrdersCount.name) -> dict[str, dict[str, int]]:
+        """A read model's tracking rows: one, or each partition's (zeros before its first)."""
+        names = tracked_names(model, self.partitions)
+        keys = ("position", "applied", "duplicates", "healed", "poisoned")
+        with psycopg.connect(self.customers_db.conninfo()) as conn:
+            try:
+                rows = conn.execute(
+                    f"SELECT name, {', '.join(keys)} FROM projection_positions"
+                    " WHERE name = ANY(%s)",
+                    (names,),
+                ).fetchall()
+            except psycopg.errors.UndefinedTable:
+                rows = []
+        found = {str(row[0]): dict(zip(keys, row[1:], strict=True)) for row in rows}
+        return {name: found.get(name, dict.fromkeys(keys, 0)) for name in names}
+
+    def tracking(self, model: str = OrdersCount.name) -> dict[str, int]:
+        """Its counters summed over the partitions, and the furthest position."""
+        rows = list(self.tracking_rows(model).values())
+        total = {key: sum(row[key] for row in rows) for key in rows[0]}
+        total["position"] = max(row["position"] for row in rows)
+        return total
+
+    def applied_up_to(self, position: int, model: str = OrdersCount.name) -> bool:
+        """Whether the read model has applied every public event up to `position`: each
+        partition's next event in the feed, if any, lies beyond it."""
+        for name, row in self.tracking_rows(model).items():
+            query: dict[str, str | int] = {"after": row["position"], "limit": 1}
+            if "/" in name:
+                query["partition"] = name.split("/", 1)[1]
+            following = httpx.get(f"{self.orders.url}/api/v1/events", params=query).json()
+            if following and following[0]["position"] <= position:
+                return False
+        return True
+
     def consumer_queues(self) -> list[str]:
         env = self.messaging_env()
         return [*self.projection_queues(), env["PAYMENT_QUEUE"], env["PAYMENT_RESULTS_QUEUE"]]
@@ -216,6 +251,18 @@ async def system(databases: Databases, rabbitmq_up: None) -> AsyncIterator[Syste
             yield running
         finally:
             await running.topology.delete_queues()
+
+
+@pytest.fixture(scope="module", params=[1, 4], ids=["unpartitioned", "4 partitions"])
+async def both_layouts(
+    databases: Databases, rabbitmq_up: None, request: pytest.FixtureRequest
+) -> AsyncIterator[System]:
+    """A module's own system, with the order log unpartitioned and then in four partitions
+    shared by two projectors: what a module of read-model tests uses as its `system`."""
+    prefix = f"t{RUN_ID}.{request.module.__name__.rsplit('.', 1)[-1]}.p{request.param}"
+    env = {"ORDER_PARTITIONS": str(request.param)}
+    async with running_system(databases, prefix=prefix, env=env) as running:
+        yield running
 
 
 @pytest.fixture

@@ -16,6 +16,12 @@ from tests.support import eventually, ordersystem
 pytestmark = pytest.mark.e2e
 
 
+@pytest.fixture(scope="module")
+def system(both_layouts: System) -> System:
+    """Every test here runs unpartitioned and in four partitions."""
+    return both_layouts
+
+
 async def new_customer(client: httpx.AsyncClient, system: System) -> int:
     body = {"customer_name": "Counted Customer", "address": "1 Counting Lane"}
     response = await client.post(f"{system.customers.url}/api/v1/customers", json=body)
@@ -40,11 +46,9 @@ async def settled(client: httpx.AsyncClient, system: System) -> dict[str, Any]:
     feed = await client.get(f"{system.orders.url}/api/v1/events?after=0&limit=1")
     last = int(feed.headers["x-last-position"])
 
-    async def caught_up() -> bool:
-        report = await projection(client, system)  # no "position" before the projector's start
-        return "position" in report and int(report["position"]) >= last
-
-    await eventually(caught_up, within=15, what=f"the projection to reach position {last}")
+    await eventually(
+        lambda: system.applied_up_to(last), within=15, what=f"the projection to reach {last}"
+    )
     return await projection(client, system)
 
 
@@ -98,11 +102,16 @@ async def test_an_exact_copy_of_a_published_message_is_counted_once(system: Syst
         customer = await new_customer(client, system)
         await place(client, system, order_for(customer))
         before = await settled(client, system)
-        feed = (await client.get(f"{system.orders.url}/api/v1/events?after=0&limit=5000")).content
+        query = {"after": 0, "limit": 5000}
+        if system.partitions > 1:  # as the relay published it
+            query["partitions"] = system.partitions
+        feed = (await client.get(f"{system.orders.url}/api/v1/events", params=query)).content
         ours = [line for line in feed_items(feed) if f'"customer_id":{customer},'.encode() in line]
 
-        position = msgspec.json.decode(ours[0])["position"]
-        headers = {"position": position, "schema_version": 1}
+        copy = msgspec.json.decode(ours[0])
+        headers = {"position": copy["position"], "schema_version": 1}
+        if "partition" in copy:
+            headers["partition"] = copy["partition"]
         await publish_raw(system.exchange, ours[0], "order.created", headers)
         await eventually(
             lambda: _more_duplicates(client, system, before["duplicates"]),
@@ -134,8 +143,10 @@ async def test_garbage_goes_to_the_dead_letter_queue_and_later_orders_still_coun
     async with httpx.AsyncClient(timeout=20) as client:
         customer = await new_customer(client, system)
         before = await settled(client, system)
+        queue = system.projection_queues()[0]  # partitioned: the first partition's
+        headers: dict[str, int | str] = {"partition": "0of4"} if system.partitions > 1 else {}
         for body in garbage:
-            await publish_raw(system.exchange, body, "order.created")
+            await publish_raw(system.exchange, body, "order.created", headers)
 
         for _ in range(3):
             await place(client, system, order_for(customer))
@@ -147,7 +158,7 @@ async def test_garbage_goes_to_the_dead_letter_queue_and_later_orders_still_coun
         report = await settled(client, system)
         assert report["poisoned"] - before["poisoned"] == len(garbage)
 
-    dead = await drain(f"{system.projection_queue}.dlq")
+    dead = await drain(f"{queue}.dlq")
     assert sorted(m.body for m in dead) == sorted(garbage)
     assert all(m.headers.get("x-poison-reason") for m in dead)
 

@@ -1,10 +1,14 @@
-"""orders_count under faults, with real processes: kill -9, lost messages, poison, a rebuild."""
+"""orders_count under faults, with real processes: kill -9, lost messages, poison, a rebuild.
+
+Each test runs twice: with the order log unpartitioned and one projector, and with the log
+in four partitions shared by two projector processes (docs/decisions/0015)."""
 
 from __future__ import annotations
 
 import asyncio
 import subprocess
 from collections.abc import AsyncIterator, Iterator
+from functools import partial
 
 import aio_pika
 import httpx
@@ -12,9 +16,12 @@ import psycopg
 import pytest
 
 from contracts.codec import encode
+from contracts.messaging import partition_queue
+from contracts.partitions import layout
 from order_service.application import Orders
 from order_service.relay import event_log
 from projections.projector import ProjectorSettings, declare_topology, stream_subscription
+from servicekit.messaging import declare_consumer_queue
 from tests.broker import AMQP_URL, publish_raw, queue_exists
 from tests.e2e.conftest import System, start_system
 from tests.support import (
@@ -31,13 +38,40 @@ from tests.support import (
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("rabbitmq_up")]
 
 
-@pytest.fixture
-async def system(databases: Databases) -> AsyncIterator[System]:
-    """Both APIs; the relay and the projector are started by each test as it needs."""
-    running = start_system(databases)
+@pytest.fixture(params=[1, 4], ids=["unpartitioned", "4 partitions"])
+async def system(databases: Databases, request: pytest.FixtureRequest) -> AsyncIterator[System]:
+    """Both APIs; the relay and the projectors are started by each test as it needs."""
+    running = start_system(databases, env={"ORDER_PARTITIONS": str(request.param)})
     yield running
     running.stop()
     await running.delete_messaging()
+
+
+class Projectors:
+    """The projector processes of a test: one, or two sharing the partitions."""
+
+    def __init__(self, system: System, env: dict[str, str] | None = None) -> None:
+        self.workers = [
+            projector_process(env or system.projector_env()) for _ in system.projectors()
+        ]
+
+    def start(self) -> Projectors:
+        for worker in self.workers:
+            worker.start()
+        return self
+
+    def kill(self) -> None:
+        for worker in self.workers:
+            worker.kill()
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+
+
+async def queues_declared(system: System) -> None:
+    for queue in system.projection_queues():
+        await eventually(partial(queue_exists, queue), within=20, what=f"queue {queue}")
 
 
 @pytest.fixture
@@ -48,16 +82,7 @@ def orders(system: System) -> Iterator[Orders]:
 
 
 def projection_row(system: System) -> dict[str, int]:
-    with psycopg.connect(system.customers_db.conninfo()) as conn:
-        try:
-            row = conn.execute(
-                "SELECT position, applied, duplicates, healed, poisoned"
-                " FROM projection_positions WHERE name = 'orders_count'"
-            ).fetchone()
-        except psycopg.errors.UndefinedTable:
-            row = None
-    keys = ("position", "applied", "duplicates", "healed", "poisoned")
-    return dict(zip(keys, row or (0, 0, 0, 0, 0), strict=True))
+    return system.tracking()
 
 
 def counts(system: System) -> dict[int, int]:
@@ -82,20 +107,28 @@ async def cli(system: System, *args: str) -> subprocess.CompletedProcess[str]:
 
 async def caught_up(system: System, position: int, within: float = 60) -> None:
     await eventually(
-        lambda: projection_row(system)["position"] >= position,
+        lambda: system.applied_up_to(position),
         within=within,
         what=f"the projection to reach {position}",
     )
 
 
 async def declare_projector_queue(system: System) -> None:
-    """The projector's own topology, as it declares it, before anything is published."""
-    settings = ProjectorSettings(
-        conninfo="",
-        subscription=stream_subscription(AMQP_URL, system.exchange, system.projection_queue),
-    )
+    """The projector's own topology (each partition's queue, if partitioned), as it declares
+    it, before anything is published."""
+    subscription = stream_subscription(AMQP_URL, system.exchange, system.projection_queue)
     async with await aio_pika.connect(AMQP_URL) as connection:
-        await declare_topology(await connection.channel(), settings)
+        channel = await connection.channel()
+        if system.partitions == 1:
+            await declare_topology(
+                channel, ProjectorSettings(conninfo="", subscription=subscription)
+            )
+            return
+        for partition in (str(p) for p in layout(system.partitions)):
+            queue = partition_queue(subscription.queue, partition)
+            await declare_consumer_queue(
+                channel, system.exchange, queue, subscription.bindings, partition
+            )
 
 
 async def test_kill_9_of_the_projector_mid_batch_then_restart_is_exact(
@@ -105,12 +138,12 @@ async def test_kill_9_of_the_projector_mid_batch_then_restart_is_exact(
     positions = fill_orders(orders, 3000)
     env = {**system.projector_env(), "PROJECTION_BATCH_SIZE": "100"}
     relay = relay_process(system.orders.env).start()
-    first = projector_process(env).start()
+    first = Projectors(system, env).start()
     try:
-        await eventually(lambda: projection_row(system)["position"] >= 600, within=60)
+        await eventually(lambda: projection_row(system)["applied"] >= 600, within=60)
         first.kill()
-        killed_at = projection_row(system)["position"]
-        second = projector_process(env).start()
+        killed_at = projection_row(system)["applied"]
+        second = Projectors(system, env).start()
         try:
             await caught_up(system, positions[-1])
         finally:
@@ -118,7 +151,7 @@ async def test_kill_9_of_the_projector_mid_batch_then_restart_is_exact(
     finally:
         relay.stop()
 
-    assert killed_at < positions[-1], "the projector finished before it could be killed"
+    assert killed_at < len(positions), "the projector finished before it could be killed"
     assert counts(system) == orders_per_customer(system)
     assert projection_row(system)["applied"] == len(positions)
     assert (await cli(system, "verify", "orders-count")).returncode == 0
@@ -128,16 +161,23 @@ async def test_lost_and_poisoned_messages_are_healed_from_the_feed(
     system: System, orders: Orders
 ) -> None:
     env = {**system.projector_env(), "PROJECTION_CATCH_UP_INTERVAL": "3600"}  # messages only
-    projector = projector_process(env).start()
+    projector = Projectors(system, env).start()
     try:
-        await eventually(lambda: queue_exists(system.projection_queue), within=20)
+        await queues_declared(system)
         fill_orders(orders, 20)
-        published = event_log(orders).read(after=0, limit=100)
+        log = event_log(orders)
+        published = (
+            log.read(after=0, limit=100)
+            if system.partitions == 1
+            else log.read_partitioned(after=0, limit=100, partitions=system.partitions)
+        )
         for envelope in published:
             if envelope.position == 5:
                 continue  # lost on the way
             body = encode(envelope) if envelope.position != 12 else b"\x00 mangled"
             headers: dict[str, int | str] = {"position": envelope.position, "schema_version": 1}
+            if envelope.partition is not None:
+                headers["partition"] = envelope.partition  # what routes it to its queue
             await publish_raw(system.exchange, body, envelope.type, headers)
 
         await caught_up(system, published[-1].position, within=30)
@@ -155,9 +195,9 @@ async def test_a_lost_last_message_is_healed_by_the_idle_catch_up(
     system: System, orders: Orders
 ) -> None:
     env = {**system.projector_env(), "PROJECTION_CATCH_UP_INTERVAL": "0.5"}
-    projector = projector_process(env).start()
+    projector = Projectors(system, env).start()
     try:
-        await eventually(lambda: queue_exists(system.projection_queue), within=20)
+        await queues_declared(system)
         fill_orders(orders, 3)  # published by nobody: as if every message were lost
 
         await caught_up(system, 3, within=15)
@@ -172,9 +212,9 @@ async def test_a_rebuild_during_live_traffic_is_exact_and_verify_agrees(
 ) -> None:
     await declare_projector_queue(system)
     fill_orders(orders, 2000)
-    workers: list[Worker] = [
+    workers: list[Worker | Projectors] = [
         relay_process(system.orders.env).start(),
-        projector_process(system.projector_env()).start(),
+        Projectors(system).start(),
     ]
     try:
         traffic = asyncio.create_task(live_traffic(system, orders_count=200))
@@ -207,9 +247,9 @@ async def test_verify_names_a_drifted_customer_and_a_rebuild_repairs_it(
     system: System, orders: Orders
 ) -> None:
     fill_orders(orders, 50)
-    projector = projector_process(system.projector_env()).start()
+    projector = Projectors(system).start()
     try:
-        await eventually(lambda: queue_exists(system.projection_queue), within=20)
+        await queues_declared(system)
         await caught_up(system, 50, within=30)
     finally:
         projector.stop()
@@ -238,7 +278,7 @@ async def test_readiness_fails_while_the_projection_is_stalled_and_recovers(
 
         async with httpx.AsyncClient() as client:
             stalled = await client.get(f"{impatient.url}/health/ready")
-        projector = projector_process(system.projector_env()).start()
+        projector = Projectors(system).start()
         try:
             await caught_up(system, 5, within=30)
             async with httpx.AsyncClient() as client:
