@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install run test test-tools test-unit lint fmt lock preflight bench bench-ab bench-env bench-tracing bench-floor profile faults fuzz up down clean
+.PHONY: help install run test test-tools test-unit lint fmt lock preflight bench bench-ab bench-env bench-tracing bench-floor bench-partitions profile faults fuzz up down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -72,6 +72,10 @@ bench-tracing: $(STAMP) ## this checkout with tracing off and on (spans to a loc
 
 bench-floor: $(STAMP) ## what RabbitMQ alone spends on one order's messages (FLOOR_ORDERS, FLOOR_BATCHES)
 	$(BIN)/python -m bench.floor
+
+bench-partitions: $(STAMP) ## apply rate of a partitioned read model, by partitions and projector processes (PARTITIONS_P, PARTITIONS_K)
+	$(BIN)/ordersystem preflight
+	$(BIN)/python -m bench.partitions
 
 lint: $(STAMP) ## ruff, mypy --strict, import-linter
 	$(BIN)/ruff check .

@@ -56,6 +56,7 @@ def test_each_subcommand_says_what_it_does(subcommand: str) -> None:
         ("bench.profile", "PROFILE_RATE"),
         ("bench.ab", "BASE"),
         ("bench.floor", "FLOOR_ORDERS"),
+        ("bench.partitions", "PARTITIONS_EVENTS"),
     ],
 )
 def test_the_benchmarks_explain_themselves_and_start_nothing(module: str, says: str) -> None:
@@ -65,7 +66,7 @@ def test_the_benchmarks_explain_themselves_and_start_nothing(module: str, says: 
     assert says in shown.stdout
 
 
-@pytest.mark.parametrize("module", ["bench", "bench.profile", "bench.floor"])
+@pytest.mark.parametrize("module", ["bench", "bench.profile", "bench.floor", "bench.partitions"])
 def test_a_benchmark_refuses_an_argument_it_does_not_know(module: str) -> None:
     refused = run("-m", module, "--bogus")
 
