@@ -31,6 +31,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from servicekit import metrics
+from servicekit.postgres import READ_WRITE
 
 SHORT_WAIT = 0.25  # seconds between looks at the pool's count of failed connection attempts
 
@@ -247,5 +248,9 @@ class PostgresFactory(postgres.PostgresFactory):
 
     def __init__(self, env: Environment) -> None:
         super().__init__(env)
+        if "," in (env.get(self.POSTGRES_HOST) or ""):  # several hosts: only the primary will do
+            kwargs = self.datastore.pool.kwargs
+            assert isinstance(kwargs, dict), "the library passes its pool a dict of kwargs"
+            kwargs["target_session_attrs"] = READ_WRITE
         gate = DatabaseGate(name=(env.get(self.POSTGRES_DBNAME) or "", "library"))
         self.datastore.pool = GuardedPool(self.datastore.pool, gate)  # type: ignore[assignment]

@@ -1,4 +1,11 @@
-"""Postgres connection settings and idempotent creation of a service's own database."""
+"""Postgres connection settings and idempotent creation of a service's own database.
+
+`POSTGRES_HOST` may name several hosts (`db1,db2`), with one port for all or one each
+(`POSTGRES_PORT=5432,5433`). libpq then tries them in turn and keeps only a server that
+takes writes (`target_session_attrs=read-write`), so once a standby is promoted every new
+connection finds the new primary by itself; while none takes writes, a connection fails
+as one to an unreachable server does, and the fail-fast gates answer (servicekit.failfast).
+"""
 
 from __future__ import annotations
 
@@ -8,13 +15,23 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from servicekit.env import env_str, read, setting
+from servicekit.env import SettingsError, env_str, read, setting
+
+READ_WRITE = "read-write"  # what libpq looks for among several hosts
+
+
+def ports(raw: str) -> str:
+    """POSTGRES_PORT: a port, or one per host, comma-separated."""
+    parts = [part.strip() for part in raw.split(",")]
+    if not all(part.isdigit() and 1 <= int(part) <= 65535 for part in parts):
+        raise SettingsError(f"POSTGRES_PORT must be ports from 1 to 65535, not {raw!r}")
+    return ",".join(parts)
 
 
 @dataclass(frozen=True, kw_only=True)
 class PostgresSettings:
-    host: str = setting("127.0.0.1", "POSTGRES_HOST")
-    port: int = setting(5432, "POSTGRES_PORT")
+    host: str = setting("127.0.0.1", "POSTGRES_HOST")  # or several: h1,h2
+    port: str = setting("5432", "POSTGRES_PORT", parse=ports)  # or one per host
     user: str = setting("postgres", "POSTGRES_USER")
     password: str = setting("", "POSTGRES_PASSWORD", secret=True, keep_spaces=True)
     dbname: str
@@ -23,6 +40,10 @@ class PostgresSettings:
     def from_env(cls, env: Mapping[str, str], *, dbname_var: str, dbname: str) -> PostgresSettings:
         """The shared server settings, and this service's database from `dbname_var`."""
         return read(cls, env, dbname=env_str(env, dbname_var, dbname))
+
+    @property
+    def several_hosts(self) -> bool:
+        return "," in self.host
 
     def conninfo(self, dbname: str | None = None, *, connect_timeout: int = 5) -> str:
         return psycopg.conninfo.make_conninfo(
@@ -33,6 +54,7 @@ class PostgresSettings:
             dbname=dbname or self.dbname,
             connect_timeout=connect_timeout,
             application_name="ordersystem",
+            target_session_attrs=READ_WRITE if self.several_hosts else None,
         )
 
     def eventsourcing_env(self, pool_size: int = 10) -> dict[str, str]:
@@ -47,7 +69,7 @@ class PostgresSettings:
             "PERSISTENCE_MODULE": "servicekit.failfast:PostgresFactory",
             "POSTGRES_DBNAME": self.dbname,
             "POSTGRES_HOST": self.host,
-            "POSTGRES_PORT": str(self.port),
+            "POSTGRES_PORT": self.port,
             "POSTGRES_USER": self.user,
             "POSTGRES_PASSWORD": self.password,
             "POSTGRES_POOL_SIZE": str(min(2, pool_size)),

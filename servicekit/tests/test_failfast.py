@@ -33,7 +33,7 @@ from tests.support import Databases, eventually
 
 @pytest.fixture
 def link(postgres_up: None) -> Iterator[Link]:
-    forwarder = Link(PostgresSettings(dbname="postgres").port).start()
+    forwarder = Link(int(PostgresSettings(dbname="postgres").port)).start()
     yield forwarder
     forwarder.stop()
 
@@ -41,7 +41,7 @@ def link(postgres_up: None) -> Iterator[Link]:
 @pytest.fixture
 def app(databases: Databases, link: Link) -> Iterator[Application[uuid.UUID]]:
     tables = event_store_migrations(Application)
-    settings = dataclasses.replace(databases.fresh("failfast", tables), port=link.port)
+    settings = dataclasses.replace(databases.fresh("failfast", tables), port=str(link.port))
     application = Application[uuid.UUID](env=settings.eventsourcing_env(pool_size=2))
     yield application
     application.close()
@@ -185,7 +185,7 @@ def test_a_connection_lost_mid_call_closes_the_gate(
 async def test_an_async_pool_fails_fast_while_cut_off_and_works_again_after(
     databases: Databases, link: Link
 ) -> None:
-    settings = dataclasses.replace(databases.fresh("failfast_async"), port=link.port)
+    settings = dataclasses.replace(databases.fresh("failfast_async"), port=str(link.port))
     raw: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
         settings.conninfo(),
         min_size=1,
