@@ -16,6 +16,7 @@ from contracts.events import Envelope, IntegrationEvent
 from order_service.application import Orders
 from order_service.relay import event_log
 from order_service.settings import Settings
+from servicekit import brokers
 from servicekit.eventlog import EventLog
 from servicekit.progress import Progress
 from servicekit.relay import Publisher, publish_confirmed
@@ -37,7 +38,7 @@ async def replay(
     log = event_log(orders)
     sent, after = 0, start - 1
     try:
-        async with await aio_pika.connect(settings.amqp_url, timeout=5) as broker:
+        async with await brokers.connect(settings.amqp_url, timeout=5) as broker:
             channel = await broker.channel(publisher_confirms=True, on_return_raises=True)
             if not queue:
                 await channel.declare_exchange(

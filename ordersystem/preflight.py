@@ -7,9 +7,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import aio_pika
 import psycopg
 
+from servicekit import brokers
 from servicekit.env import env_str
 from servicekit.postgres import PostgresSettings
 from servicekit.settings import DEFAULT_RABBITMQ_URL
@@ -39,10 +39,10 @@ def check_postgres(settings: PostgresSettings) -> Finding:
 
 def check_rabbitmq(url: str) -> Finding:
     async def probe() -> None:
-        connection = await aio_pika.connect(url, timeout=3)
+        connection = await brokers.connect(url, timeout=3)
         await connection.close()
 
-    where = url.split("@")[-1]  # never print the credentials
+    where = ", ".join(brokers.where(node) for node in brokers.nodes(url))  # no credentials
     try:
         asyncio.run(probe())
         return Finding("RabbitMQ", True, where)

@@ -49,7 +49,7 @@ from contracts.messaging import (
     partitioned_exchange,
 )
 from contracts.partitions import PARTITION_HEADER
-from servicekit import metrics, tracing
+from servicekit import brokers, metrics, tracing
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +96,9 @@ async def keep_running(
 
 @contextlib.asynccontextmanager
 async def channel(url: str, *, prefetch: int | None = None) -> AsyncIterator[AbstractChannel]:
-    """A broker connection's channel with publisher confirms (and a prefetch, to consume)."""
-    async with await aio_pika.connect(url, timeout=5) as broker:
+    """A broker connection's channel with publisher confirms (and a prefetch, to consume);
+    `url` may list several nodes (servicekit.brokers)."""
+    async with await brokers.connect(url, timeout=5) as broker:
         opened = await broker.channel(publisher_confirms=True, on_return_raises=True)
         if prefetch is not None:
             await opened.set_qos(prefetch_count=prefetch)
