@@ -34,11 +34,12 @@ test-tools: ## install the tools the tests run beside the servers (Prometheus), 
 test-unit: $(STAMP) ## only the tests that need no server
 	$(BIN)/pytest -q -m "not integration and not e2e"
 
-faults: $(STAMP) ## the fault suite at full size, three times in a row: writes docs/reliability.md
+FAULT_PARTITIONS ?= 1
+faults: $(STAMP) ## the fault suite at full size, three times in a row (FAULT_PARTITIONS=4: in four partitions; 1,4: both): writes docs/reliability.md
 	$(BIN)/ordersystem preflight
 	rm -f .faults.jsonl
 	for run in 1 2 3; do \
-		FAULT_ORDERS=5000 FAULT_REPORT=.faults.jsonl \
+		FAULT_ORDERS=5000 FAULT_PARTITIONS=$(FAULT_PARTITIONS) FAULT_REPORT=.faults.jsonl \
 		$(BIN)/pytest -q -p no:cacheprovider tests/faults/test_system_faults.py || exit 1; \
 	done
 	$(BIN)/python -m tests.faults.report .faults.jsonl docs/reliability.md

@@ -12,7 +12,7 @@ import pytest
 
 from tests.broker import drain, publish_raw, rabbitmqctl
 from tests.e2e.conftest import System, start_system
-from tests.faults.harness import ORDERS, is_problem, run_scenario
+from tests.faults.harness import LAYOUTS, ORDERS, is_problem, run_scenario
 from tests.support import (
     Databases,
     ServiceProcess,
@@ -32,9 +32,12 @@ pytestmark = [
 WORKERS = ["relay", "projector", "payments", "payment-results"]
 
 
-@pytest.fixture
-async def system(databases: Databases) -> AsyncIterator[System]:
-    running = start_system(databases, workers=True)
+@pytest.fixture(params=LAYOUTS, ids=[f"P={p}" for p in LAYOUTS])
+async def system(databases: Databases, request: pytest.FixtureRequest) -> AsyncIterator[System]:
+    """The whole system, its order log in each of FAULT_PARTITIONS' layouts (with more
+    than one partition, two projector processes share them)."""
+    env = {"ORDER_PARTITIONS": str(request.param)}
+    running = start_system(databases, workers=True, env=env)
     await running.wait_for_consumer_queues()
     yield running
     running.stop()
@@ -176,18 +179,16 @@ async def test_poison_mixed_into_live_traffic_is_set_aside_and_nothing_else_is(
 
     async def mix_in() -> None:
         for n in range(poison):
-            await publish_raw(system.exchange, f"poison {n}".encode(), "order.created")
+            # Partitioned, a message reaches a projector only with a partition header.
+            spread: dict[str, int | str] = {}
+            if system.partitions > 1:
+                spread["partition"] = f"{n % system.partitions}of{system.partitions}"
+            await publish_raw(system.exchange, f"poison {n}".encode(), "order.created", spread)
             await publish_raw(payments, b'{"type": "payment.succeeded"}', "payment.succeeded")
 
     await run_scenario(system, f"{2 * poison} poison messages in live traffic", mix_in)
 
-    dead = {
-        queue: len(await drain(f"{queue}.dlq"))
-        for queue in (system.projection_queue, system.messaging_env()["PAYMENT_QUEUE"])
-    }
+    projected = [len(await drain(f"{queue}.dlq")) for queue in system.projection_queues()]
+    processed = len(await drain(f"{system.messaging_env()['PAYMENT_QUEUE']}.dlq"))
     results = len(await drain(f"{system.messaging_env()['PAYMENT_RESULTS_QUEUE']}.dlq"))
-    assert dead == {
-        system.projection_queue: poison,
-        system.messaging_env()["PAYMENT_QUEUE"]: poison,
-    }
-    assert results == poison
+    assert (sum(projected), processed, results) == (poison, poison, poison)
