@@ -46,6 +46,17 @@ class PartitionError(ValueError):
     """Not a partition: a malformed name, or an index or count out of range."""
 
 
+def partition_count(raw: str) -> int:
+    """A number of partitions, as a setting or an argument gives it: 1 to MAX_PARTITIONS."""
+    try:
+        count = int(raw)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= MAX_PARTITIONS:
+        raise PartitionError(f"a whole number from 1 to {MAX_PARTITIONS}, not {raw!r}")
+    return count
+
+
 def partition_of(customer_id: int, partitions: int) -> int:
     """The partition, in 0 .. partitions - 1, of every event of this customer's orders."""
     if not 1 <= partitions <= MAX_PARTITIONS:

@@ -8,11 +8,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from contracts.partitions import MAX_PARTITIONS
+from contracts.partitions import MAX_PARTITIONS, PartitionError, partition_count
 from ordersystem.commands import (
     READ_MODELS,
     SERVICES,
@@ -32,19 +33,17 @@ from ordersystem.commands import (
     cmd_status,
     cmd_verify,
 )
+from servicekit.env import SettingsError
 
 Command = Callable[[argparse.Namespace], int]
 
 
-def partition_count(raw: str) -> int:
+def partitions_argument(raw: str) -> int:
     """A layout's number of partitions, 1 to MAX_PARTITIONS."""
     try:
-        count = int(raw)
-    except ValueError:
-        count = 0
-    if not 1 <= count <= MAX_PARTITIONS:
-        raise argparse.ArgumentTypeError(f"a whole number from 1 to {MAX_PARTITIONS}, not {raw!r}")
-    return count
+        return partition_count(raw)
+    except PartitionError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def moment(text: str) -> datetime:
@@ -150,7 +149,7 @@ def parser() -> argparse.ArgumentParser:
         "and those started with ORDER_PARTITIONS=PARTITIONS go on from the swap",
     )
     repartition.add_argument(
-        "partitions", type=partition_count, help=f"the new layout: 1 to {MAX_PARTITIONS}"
+        "partitions", type=partitions_argument, help=f"the new layout: 1 to {MAX_PARTITIONS}"
     )
     audit = add("audit", cmd_audit, "print an order's event stream, or its state at a moment")
     audit.add_argument("what", choices=["order"], help="what to audit")
@@ -191,4 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
     handler: Command = args.handler
-    return handler(args)
+    try:
+        return handler(args)
+    except SettingsError as exc:  # a setting it cannot read: say which, no traceback
+        print(f"ordersystem {args.command}: {exc}", file=sys.stderr)
+        return 2

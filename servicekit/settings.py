@@ -5,7 +5,7 @@ Each function is a field for a service's settings dataclass (servicekit.env.sett
 
 from __future__ import annotations
 
-from contracts.partitions import MAX_PARTITIONS
+from contracts.partitions import PartitionError, partition_count
 from servicekit.env import SettingsError, setting
 
 DEFAULT_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -43,12 +43,9 @@ def metrics_host() -> str:
 
 def _partitions(raw: str) -> int:
     try:
-        count = int(raw)
-    except ValueError:
-        count = 0
-    if not 1 <= count <= MAX_PARTITIONS:
-        raise SettingsError(f"ORDER_PARTITIONS must be 1 to {MAX_PARTITIONS}, not {raw!r}")
-    return count
+        return partition_count(raw)
+    except PartitionError as exc:
+        raise SettingsError(f"ORDER_PARTITIONS must be {exc}") from None
 
 
 def order_partitions() -> int:

@@ -72,3 +72,22 @@ def test_a_benchmark_refuses_an_argument_it_does_not_know(module: str) -> None:
 
     assert refused.returncode == 2
     assert "unrecognized arguments: --bogus" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "variable", "value"),
+    [
+        (("project", "orders-count"), "ORDER_PARTITIONS", "0"),
+        (("relay",), "ORDER_PARTITIONS", "many"),
+        (("relay",), "BATCH_INTERVAL", "soon"),
+        (("rebuild", "orders-count"), "POSTGRES_PORT", "5432,x"),
+    ],
+)
+def test_a_setting_that_cannot_be_read_is_named_without_a_traceback(
+    command: tuple[str, ...], variable: str, value: str
+) -> None:
+    refused = ordersystem(*command, env={variable: value}, timeout=60)
+
+    assert refused.returncode == 2
+    assert variable in refused.stderr
+    assert "Traceback" not in refused.stderr

@@ -78,6 +78,28 @@ class System:
             "PAYMENT_RESULTS_QUEUE": f"{self.prefix}.orders.payment-results",
         }
 
+    def counts(self) -> dict[int, int]:
+        """orders_count as the read model has it: each customer with any orders."""
+        with psycopg.connect(self.customers_db.conninfo()) as conn:
+            try:
+                rows = conn.execute("SELECT customer_id, orders_count FROM orders_count").fetchall()
+            except psycopg.errors.UndefinedTable:  # no projector has made it yet
+                return {}
+        return {int(c): int(n) for c, n in rows if n}
+
+    def orders_per_customer(self) -> dict[int, int]:
+        """The truth orders_count is kept from: what the order service stored."""
+        with psycopg.connect(self.orders_db.conninfo()) as conn:
+            rows = conn.execute(
+                "SELECT customer_id, count(*) FROM order_summaries GROUP BY customer_id"
+            ).fetchall()
+        return {int(c): int(n) for c, n in rows}
+
+    def counted_exactly(self) -> bool:
+        """Every stored order counted, once."""
+        stored = self.orders_per_customer()
+        return bool(stored) and self.counts() == stored
+
     def tracking_rows(self, model: str = OrdersCount.name) -> dict[str, dict[str, int]]:
         """A read model's tracking rows: one, or each partition's (zeros before its first)."""
         names = tracked_names(model, self.partitions)

@@ -54,21 +54,6 @@ def query(system: System, statement: str, *args: object) -> list[tuple[object, .
         return conn.execute(statement, args).fetchall()
 
 
-def counts(system: System) -> dict[int, int]:
-    rows = query(
-        system, "SELECT customer_id, orders_count FROM orders_count WHERE orders_count > 0"
-    )
-    return {int(c): int(n) for c, n in rows}  # type: ignore[call-overload]
-
-
-def stored_per_customer(system: System) -> dict[int, int]:
-    with psycopg.connect(system.orders_db.conninfo()) as conn:
-        rows = conn.execute(
-            "SELECT customer_id, count(*) FROM order_summaries GROUP BY customer_id"
-        ).fetchall()
-    return {int(c): int(n) for c, n in rows}
-
-
 def holders(system: System) -> dict[str, str]:
     """Each held partition, and the application name of the session holding its claim."""
     found = {}
@@ -114,7 +99,7 @@ def projectors(system: System) -> list[Worker]:
 
 async def counted_exactly(system: System, within: float = 30) -> None:
     await eventually(
-        lambda: counts(system) == stored_per_customer(system),
+        system.counted_exactly,
         within=within,
         what="orders_count to equal what the order service stored",
     )
@@ -183,7 +168,7 @@ async def test_a_projector_killed_mid_batch_hands_its_partitions_over_within_ten
     await counted_exactly(system)
 
     assert handed_over < 10
-    assert counts(system) == stored_per_customer(system)  # nothing lost, nothing twice
+    assert system.counts() == system.orders_per_customer()  # nothing lost, nothing twice
 
 
 async def keep_placing(system: System, stop: asyncio.Event) -> int:
@@ -215,7 +200,7 @@ async def test_changing_from_one_to_four_partitions_on_a_live_system(databases: 
         load = asyncio.create_task(keep_placing(system, stop))
         new_projectors = [projector_process(new_layout) for _ in range(2)]
         try:
-            await eventually(lambda: sum(counts(system).values()) >= 50, within=20)
+            await eventually(lambda: sum(system.counts().values()) >= 50, within=20)
             # 1. The new layout's projectors start, and wait: their rows do not exist yet.
             for projector in new_projectors:
                 projector.start()
@@ -233,9 +218,9 @@ async def test_changing_from_one_to_four_partitions_on_a_live_system(databases: 
             assert changed.returncode == 0, changed.stderr
             # 4. The old layout's projector has nothing left to do.
             system.workers["projector"].stop()
-            placed_after = sum(counts(system).values())
+            placed_after = sum(system.counts().values())
             await eventually(
-                lambda: sum(counts(system).values()) >= placed_after + 50,
+                lambda: sum(system.counts().values()) >= placed_after + 50,
                 within=20,
                 what="the new layout counting",
             )
@@ -254,7 +239,7 @@ async def test_changing_from_one_to_four_partitions_on_a_live_system(databases: 
             for queue in (partition_queue(system.projection_queue, str(p)) for p in layout(4)):
                 await Topology(exchange="", queue=queue).delete_queues()
 
-    assert sum(stored_per_customer(system).values()) == placed
+    assert sum(system.orders_per_customer().values()) == placed
     assert [str(name) for (name,) in rows] == sorted(
         partition_name(model, str(p))
         for model in ("orders_by_status", "orders_count")

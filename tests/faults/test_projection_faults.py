@@ -85,21 +85,6 @@ def projection_row(system: System) -> dict[str, int]:
     return system.tracking()
 
 
-def counts(system: System) -> dict[int, int]:
-    with psycopg.connect(system.customers_db.conninfo()) as conn:
-        rows = conn.execute("SELECT customer_id, orders_count FROM orders_count").fetchall()
-    return {int(c): int(n) for c, n in rows if n}
-
-
-def orders_per_customer(system: System) -> dict[int, int]:
-    """The truth: what the order service stored."""
-    with psycopg.connect(system.orders_db.conninfo()) as conn:
-        rows = conn.execute(
-            "SELECT customer_id, count(*) FROM order_summaries GROUP BY customer_id"
-        ).fetchall()
-    return {int(c): int(n) for c, n in rows}
-
-
 async def cli(system: System, *args: str) -> subprocess.CompletedProcess[str]:
     """`ordersystem ARGS` against this system's read model (off the event loop)."""
     return await asyncio.to_thread(ordersystem, *args, env=system.projector_env())
@@ -152,7 +137,7 @@ async def test_kill_9_of_the_projector_mid_batch_then_restart_is_exact(
         relay.stop()
 
     assert killed_at < len(positions), "the projector finished before it could be killed"
-    assert counts(system) == orders_per_customer(system)
+    assert system.counts() == system.orders_per_customer()
     assert projection_row(system)["applied"] == len(positions)
     assert (await cli(system, "verify", "orders-count")).returncode == 0
 
@@ -185,7 +170,7 @@ async def test_lost_and_poisoned_messages_are_healed_from_the_feed(
         projector.stop()
 
     row = projection_row(system)
-    assert counts(system) == orders_per_customer(system)
+    assert system.counts() == system.orders_per_customer()
     assert row["applied"] == 20
     assert row["healed"] >= 2  # 5 (lost) and 12 (poison) came from the feed
     assert row["poisoned"] == 1
@@ -204,7 +189,7 @@ async def test_a_lost_last_message_is_healed_by_the_idle_catch_up(
     finally:
         projector.stop()
 
-    assert counts(system) == orders_per_customer(system)
+    assert system.counts() == system.orders_per_customer()
 
 
 async def test_a_rebuild_during_live_traffic_is_exact_and_verify_agrees(
@@ -229,7 +214,7 @@ async def test_a_rebuild_during_live_traffic_is_exact_and_verify_agrees(
 
     assert created == 200
     assert "rebuilt orders-count up to position" in rebuilt.stdout
-    assert counts(system) == orders_per_customer(system)
+    assert system.counts() == system.orders_per_customer()
     assert (await cli(system, "verify", "orders-count")).returncode == 0
 
 
@@ -264,7 +249,7 @@ async def test_verify_names_a_drifted_customer_and_a_rebuild_repairs_it(
     assert "1 difference(s)" in drifted.stdout
     assert rebuilt.returncode == 0
     assert (await cli(system, "verify", "orders-count")).returncode == 0
-    assert counts(system) == orders_per_customer(system)
+    assert system.counts() == system.orders_per_customer()
 
 
 async def test_readiness_fails_while_the_projection_is_stalled_and_recovers(

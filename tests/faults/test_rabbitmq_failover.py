@@ -8,7 +8,6 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 
-import psycopg
 import pytest
 
 from order_service.application import Orders
@@ -57,20 +56,6 @@ async def declared_on(cluster: RabbitCluster, queue: str) -> bool:
         await connection.close()
 
 
-def counted_exactly(system: System) -> bool:
-    with psycopg.connect(system.customers_db.conninfo()) as conn:
-        try:
-            rows = conn.execute("SELECT customer_id, orders_count FROM orders_count").fetchall()
-        except psycopg.errors.UndefinedTable:
-            return False
-    with psycopg.connect(system.orders_db.conninfo()) as conn:
-        truth = conn.execute(
-            "SELECT customer_id, count(*) FROM order_summaries GROUP BY customer_id"
-        ).fetchall()
-    stored = {int(c): int(n) for c, n in truth}
-    return bool(stored) and {int(c): int(n) for c, n in rows if n} == stored
-
-
 async def test_relay_and_projector_carry_on_when_their_node_is_killed(
     system: System, cluster: RabbitCluster
 ) -> None:
@@ -83,13 +68,13 @@ async def test_relay_and_projector_carry_on_when_their_node_is_killed(
             lambda: declared_on(cluster, system.projection_queue), within=30, what="the queue"
         )
         fill_orders(orders, 500)
-        await eventually(lambda: counted_exactly(system), within=60, what="500 counted")
+        await eventually(system.counted_exactly, within=60, what="500 counted")
 
         doomed = cluster.nodes[0]  # each process connects to the first listed node first
         held = json.loads(doomed.ctl("list_connections", "name", "--formatter", "json"))
         doomed.kill()
         fill_orders(orders, 500)  # published and applied through the other two nodes
-        await eventually(lambda: counted_exactly(system), within=90, what="1,000 counted")
+        await eventually(system.counted_exactly, within=90, what="1,000 counted")
         running = cluster.running()
         verified = await asyncio.to_thread(
             ordersystem, "verify", "orders-count", env=system.projector_env()
