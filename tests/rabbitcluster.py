@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,19 +66,11 @@ class Node:
             "RABBITMQ_CONFIG_FILE": str(self.root / "none"),
         }
 
-    def start(self, within: float = 90) -> None:
-        """Start the node, and wait (bounded) until it runs: a detached node takes a moment
-        to be known to epmd at all, and await_startup refuses a node it cannot find."""
+    def start(self, within: int = 90) -> None:
+        """Start the node, and wait (bounded) until it runs: `rabbitmqctl wait` waits for
+        the pid file a detached node writes, then for the node to be up."""
         rabbitmq(str(BIN / "rabbitmq-server"), "-detached", env=self.env())
-        deadline = time.monotonic() + within
-        while True:
-            try:
-                self.ctl("await_startup", "--timeout", str(int(within)))
-                return
-            except RuntimeError:
-                if time.monotonic() > deadline:
-                    raise
-            time.sleep(0.2)
+        self.ctl("wait", str(self.pid_file), "--timeout", str(within))
 
     def ctl(self, *args: str) -> str:
         return rabbitmq(str(BIN / "rabbitmqctl"), "-n", self.node, *args)
