@@ -31,7 +31,7 @@ from customer_service.settings import Settings
 from customer_service.store import CustomerStore, migrate, seed
 from projections.feed import FeedClient
 from projections.orders_count import OrdersCount
-from projections.tracking import partition_name
+from projections.tracking import partition_in, partition_name
 from projections.watch import BehindError, PositionWatch
 from servicekit.api import service_app
 from servicekit.auth import require_token
@@ -258,7 +258,7 @@ async def list_customers(
         reached = await store(state).positions([tracking_row(str(p)) for p in layout(partitions)])
         headers = {
             PROJECTION_POSITION_HEADER: ", ".join(
-                _served_at(position, name.split("/", 1)[1]) for name, position in reached.items()
+                _served_at(position, partition_in(name)) for name, position in reached.items()
             )
         }
     more = len(page) > size

@@ -27,6 +27,7 @@ from projections.tracking import (
     ROWS_OF,
     SESSION_LOCK,
     SESSION_UNLOCK,
+    partition_in,
     tracked_names,
 )
 
@@ -186,7 +187,7 @@ async def verify(
                     (names,),
                 )
                 found = {str(name): int(position) for name, position in await cursor.fetchall()}
-                positions = {_partition(name): found.get(name, 0) for name in names}
+                positions = {partition_in(name): found.get(name, 0) for name in names}
                 position = max(positions.values())
                 await build_copy(
                     db,
@@ -209,11 +210,6 @@ async def verify(
                     sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table + VERIFY))
                 )
     return position, differences
-
-
-def _partition(name: str) -> str | None:
-    """The partition a tracking row is of, as envelopes name it; None unpartitioned."""
-    return name.split("/", 1)[1] if "/" in name else None
 
 
 async def _differences(

@@ -47,6 +47,11 @@ def tracked_names(name: str, partitions: int) -> list[str]:
     return [partition_name(name, str(p)) for p in layout(partitions)]
 
 
+def partition_in(name: str) -> str | None:
+    """The partition a tracking row is of (`2of4`, as envelopes name it); None unpartitioned."""
+    return name.split("/", 1)[1] if "/" in name else None
+
+
 def read_model_of(name: str) -> str:
     """The read model a tracking row belongs to, whatever its partition."""
     return name.split("/", 1)[0]
@@ -82,9 +87,8 @@ async def kept_in(conn: AsyncConnection[Any], name: str) -> int | None:
 
 
 def _layout_of(name: str) -> int:
-    if "/" not in name:
-        return 1
-    return Partition.parse(name.split("/", 1)[1]).count
+    partition = partition_in(name)
+    return 1 if partition is None else Partition.parse(partition).count
 
 
 LOCK_ALL = "SELECT pg_advisory_xact_lock(hashtext('projection:' || n)) FROM unnest(%s::text[]) n"

@@ -17,7 +17,7 @@ from contracts.messaging import partition_queue, partitioned_exchange
 from contracts.partitions import layout
 from customer_service.projector import PROJECTIONS, queue_name
 from projections.orders_count import OrdersCount
-from projections.tracking import SESSION_LOCK, SESSION_UNLOCK, tracked_names
+from projections.tracking import SESSION_LOCK, SESSION_UNLOCK, partition_in, tracked_names
 from servicekit.postgres import PostgresSettings
 from tests.broker import AMQP_URL, Topology, queue_exists
 from tests.support import (
@@ -128,8 +128,8 @@ class System:
         partition's next event in the feed, if any, lies beyond it."""
         for name, row in self.tracking_rows(model).items():
             query: dict[str, str | int] = {"after": row["position"], "limit": 1}
-            if "/" in name:
-                query["partition"] = name.split("/", 1)[1]
+            if (partition := partition_in(name)) is not None:
+                query["partition"] = partition
             following = httpx.get(f"{self.orders.url}/api/v1/events", params=query).json()
             if following and following[0]["position"] <= position:
                 return False
