@@ -28,7 +28,7 @@ test: $(STAMP) test-tools ## unit, integration and end-to-end tests (needs Postg
 	$(BIN)/ordersystem preflight
 	$(BIN)/pytest -q
 
-test-tools: ## install the tools the tests run beside the servers (Prometheus), when missing
+test-tools: ## install the tools the tests run beside the servers (Prometheus, HAProxy, iproute2), when missing
 	@sh .ci/test-tools
 
 test-unit: $(STAMP) ## only the tests that need no server

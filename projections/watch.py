@@ -29,8 +29,6 @@ log = logging.getLogger(__name__)
 CHANNEL = "projection_positions"
 APPLICATION_NAME = "position-watch"  # how its connection shows in pg_stat_activity
 RECONNECT_AFTER = 1.0  # seconds between attempts while the database cannot be reached
-# A connection that only listens sends nothing: TCP keepalives find a dead peer in seconds.
-KEEPALIVES = {"keepalives": 1, "keepalives_idle": 4, "keepalives_interval": 2}
 
 T = TypeVar("T")
 Read = Callable[[], Awaitable[tuple[T, int]]]  # () -> (what was read, the position it is at)
@@ -141,8 +139,10 @@ class PositionWatch:
     async def _listen_once(self) -> None:
         """LISTEN, then read every position (so nothing committed before the LISTEN is
         missed), then follow the notifications until the connection fails."""
+        # A connection that only listens sends nothing: the keepalives every connection has
+        # (servicekit.postgres.KEEPALIVES) find a dead peer in seconds.
         conninfo = make_conninfo(
-            self.conninfo, connect_timeout=2, application_name=APPLICATION_NAME, **KEEPALIVES
+            self.conninfo, connect_timeout=2, application_name=APPLICATION_NAME
         )
         async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
             await conn.execute(f"LISTEN {CHANNEL}")

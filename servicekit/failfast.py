@@ -31,7 +31,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from servicekit import metrics
-from servicekit.postgres import READ_WRITE
+from servicekit.postgres import KEEPALIVES, READ_WRITE
 
 SHORT_WAIT = 0.25  # seconds between looks at the pool's count of failed connection attempts
 
@@ -248,9 +248,10 @@ class PostgresFactory(postgres.PostgresFactory):
 
     def __init__(self, env: Environment) -> None:
         super().__init__(env)
+        kwargs = self.datastore.pool.kwargs
+        assert isinstance(kwargs, dict), "the library passes its pool a dict of kwargs"
+        kwargs.update(KEEPALIVES)  # a lost server found in seconds, as every connection does
         if "," in (env.get(self.POSTGRES_HOST) or ""):  # several hosts: only the primary will do
-            kwargs = self.datastore.pool.kwargs
-            assert isinstance(kwargs, dict), "the library passes its pool a dict of kwargs"
             kwargs["target_session_attrs"] = READ_WRITE
         gate = DatabaseGate(name=(env.get(self.POSTGRES_DBNAME) or "", "library"))
         self.datastore.pool = GuardedPool(self.datastore.pool, gate)  # type: ignore[assignment]

@@ -5,12 +5,18 @@
 takes writes (`target_session_attrs=read-write`), so once a standby is promoted every new
 connection finds the new primary by itself; while none takes writes, a connection fails
 as one to an unreachable server does, and the fail-fast gates answer (servicekit.failfast).
+
+Every connection finds a lost peer within seconds, on both ends (`KEEPALIVES`). A server
+keeps a session's advisory locks until it sees the session end: a relay's lead, a
+projector's partitions. When a host is cut off, its half-open connections would otherwise
+keep them for as long as TCP allows, two hours by default.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -18,6 +24,19 @@ from psycopg import sql
 from servicekit.env import SettingsError, env_str, read, setting
 
 READ_WRITE = "read-write"  # what libpq looks for among several hosts
+# A peer that answers no probe for 5 + 3 x 2 s, or leaves data unacknowledged for 10 s, is
+# gone: libpq's own settings for the client's end, the server's for its end of the session.
+KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT, USER_TIMEOUT_MS = 5, 2, 3, 10_000
+KEEPALIVES: dict[str, Any] = {
+    "keepalives": 1,
+    "keepalives_idle": KEEPALIVE_IDLE,
+    "keepalives_interval": KEEPALIVE_INTERVAL,
+    "keepalives_count": KEEPALIVE_COUNT,
+    "tcp_user_timeout": USER_TIMEOUT_MS,
+    "options": f"-c tcp_keepalives_idle={KEEPALIVE_IDLE}"
+    f" -c tcp_keepalives_interval={KEEPALIVE_INTERVAL}"
+    f" -c tcp_keepalives_count={KEEPALIVE_COUNT} -c tcp_user_timeout={USER_TIMEOUT_MS}",
+}
 
 
 def ports(raw: str) -> str:
@@ -55,6 +74,7 @@ class PostgresSettings:
             connect_timeout=connect_timeout,
             application_name="ordersystem",
             target_session_attrs=READ_WRITE if self.several_hosts else None,
+            **KEEPALIVES,
         )
 
     def eventsourcing_env(self, pool_size: int = 10) -> dict[str, str]:
