@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install run test test-tools test-unit lint fmt lock preflight bench bench-ab bench-env bench-tracing bench-floor bench-partitions profile faults fuzz up down clean
+.PHONY: help install run test test-tools test-unit lint fmt lock preflight bench bench-ab bench-env bench-tracing bench-floor bench-partitions bench-replication profile faults cluster bed fuzz up down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -44,6 +44,18 @@ faults: $(STAMP) ## the fault suite at full size, three times in a row (FAULT_PA
 	done
 	$(BIN)/python -m tests.faults.report .faults.jsonl docs/reliability.md
 
+CLUSTER_ORDERS ?= 2000
+cluster: $(STAMP) test-tools ## the multi-host bed's faults at full size (CLUSTER_ORDERS each), three runs in a row, one bed each: writes docs/reliability.md's "Across hosts"
+	rm -f .cluster.jsonl
+	for run in 1 2 3; do \
+		FAULT_ORDERS=$(CLUSTER_ORDERS) FAULT_REPORT=.cluster.jsonl \
+		$(BIN)/pytest -q -p no:cacheprovider tests/cluster || exit 1; \
+	done
+	$(BIN)/python -m tests.faults.report .cluster.jsonl docs/reliability.md --across-hosts
+
+bed: $(STAMP) test-tools ## start the multi-host bed and keep it until Ctrl-C (needs root)
+	$(BIN)/python -m tests.bed
+
 FUZZ_EXAMPLES ?= 3000
 fuzz: $(STAMP) ## hostile bytes to every endpoint, FUZZ_EXAMPLES each (make test sends 300), drawn anew
 	$(BIN)/ordersystem preflight
@@ -77,6 +89,9 @@ bench-floor: $(STAMP) ## what RabbitMQ alone spends on one order's messages (FLO
 bench-partitions: $(STAMP) ## apply rate of a partitioned read model, by partitions and projector processes (PARTITIONS_P, PARTITIONS_K)
 	$(BIN)/ordersystem preflight
 	$(BIN)/python -m bench.partitions
+
+bench-replication: $(STAMP) test-tools ## what synchronous replication costs a commit, primary and standby on hosts of their own (REPLICATION_CLIENTS, REPLICATION_ROUNDS; needs root)
+	$(BIN)/python -m bench.replication
 
 lint: $(STAMP) ## ruff, mypy --strict, import-linter
 	$(BIN)/ruff check .

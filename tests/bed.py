@@ -43,8 +43,11 @@ REFUSALS = {
 }
 HAPROXY = """global
     maxconn 4096
+    log stdout format raw local0 info
 defaults
     mode http
+    log global
+    option httplog
     timeout connect 1s
     timeout client 30s
     timeout server 5s
@@ -113,6 +116,15 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], within: float, log: P
 
 def tail(log: Path, lines: int = 20) -> str:
     return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else ""
+
+
+@contextlib.contextmanager
+def stage(what: str) -> Iterator[None]:
+    """Say what the bed is starting, and how long it took (a start takes half a minute)."""
+    started = time.monotonic()
+    print(f"bed: starting {what}", file=sys.stderr, flush=True)
+    yield
+    print(f"bed: {what} up in {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -195,25 +207,30 @@ class Bed:
     def start(self) -> Bed:
         self.root.chmod(0o755)  # the servers' own users keep their data below it
         try:
-            self.network.make()
+            with stage("hosts"):
+                self.network.make()
             hosts = self.network
-            self.postgres = PostgresPair(
-                root=self.root / "postgres", on=(hosts["db1"], hosts["db2"])
-            )
-            self.postgres.root.mkdir()
-            self.postgres.start()
-            self.rabbitmq = RabbitCluster(
-                root=self.root / "rabbitmq", hosts=[hosts[f"rabbit{n}"] for n in (1, 2, 3)]
-            )
-            self.rabbitmq.root.mkdir()
-            self.rabbitmq.start()
+            with stage("Postgres primary and standby"):
+                self.postgres = PostgresPair(
+                    root=self.root / "postgres", on=(hosts["db1"], hosts["db2"])
+                )
+                self.postgres.root.mkdir()
+                self.postgres.start()
+            with stage("RabbitMQ cluster"):
+                self.rabbitmq = RabbitCluster(
+                    root=self.root / "rabbitmq", hosts=[hosts[f"rabbit{n}"] for n in (1, 2, 3)]
+                )
+                self.rabbitmq.root.mkdir()
+                self.rabbitmq.start()
             self.apps = [
                 AppHost(hosts[name], self.env(), self.root / f"{name}.log")
                 for name in ("app1", "app2")
             ]
             for app in self.apps:  # one at a time: the first runs the migrations
-                app.start()
-            self._start_haproxy()
+                with stage(app.host.name.rsplit("-", 1)[-1]):
+                    app.start()
+            with stage("HAProxy"):
+                self._start_haproxy()
         except BaseException:
             self.stop()
             raise
@@ -237,6 +254,9 @@ class Bed:
         if self.postgres is not None:
             self.postgres.stop()
         self.network.remove()  # HAProxy, and whatever else was left on a host
+        if keep := os.environ.get("BED_LOGS"):  # every process's log, kept for a post-mortem
+            for log in self.root.glob("**/*.log"):
+                shutil.copy(log, Path(keep) / log.name)
         shutil.rmtree(self.root, ignore_errors=True)
 
 

@@ -26,7 +26,6 @@ wal_level = replica
 max_wal_senders = 4
 hot_standby = on
 synchronous_standby_names = '*'
-fsync = off
 """
 
 
@@ -47,6 +46,7 @@ class PostgresPair:
     primary_port: int = field(default_factory=free_port)
     standby_port: int = field(default_factory=free_port)
     on: tuple[Host, Host] | None = None  # the primary's host and the standby's; None: loopback
+    fsync: bool = False  # a test's data need not survive the machine; a bench's costs may
 
     def __post_init__(self) -> None:
         if self.on:  # each on its own address, at Postgres's own port
@@ -86,7 +86,8 @@ class PostgresPair:
         as_postgres(BIN / "initdb", "-D", self.primary, "-A", "trust", "-U", "postgres", "-N")
         with (self.primary / "postgresql.conf").open("a") as conf:
             conf.write(
-                f"{SETTINGS}listen_addresses = '{self.primary_address}'\n"
+                f"{SETTINGS}fsync = {'on' if self.fsync else 'off'}\n"
+                f"listen_addresses = '{self.primary_address}'\n"
                 f"port = {self.primary_port}\nunix_socket_directories = '{self.root}'\n"
             )
         with (self.primary / "pg_hba.conf").open("a") as hba:

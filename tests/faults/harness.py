@@ -6,31 +6,57 @@ every 201 is stored, counted exactly once (and `verify` agrees) and settled by e
 payment outcome. FAULT_ORDERS sets the load (`make faults` uses 5,000; `make test` a short
 form); FAULT_PARTITIONS the order log's layouts each scenario runs in (default 1,4: as
 ever, and in four partitions shared by two projector processes); FAULT_REPORT names a file
-that collects one line of figures per scenario.
+that collects one line of figures per scenario. The system is one machine's
+(tests.e2e.conftest) or the multi-host bed's (tests.cluster): anything `System` describes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
+import itertools
 import json
 import os
 import subprocess
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import psycopg
 
-from tests.e2e.conftest import System
+from servicekit.postgres import PostgresSettings
 from tests.support import ordersystem
 
 ORDERS = int(os.environ.get("FAULT_ORDERS", "150"))
 # The order log's layouts each scenario runs in: `make test` both, `make faults` one.
 LAYOUTS = [int(p) for p in os.environ.get("FAULT_PARTITIONS", "1,4").split(",")]
 Step = Callable[[], Awaitable[Any] | Any]  # what it returns is awaited when awaitable
+RETRIES, RETRY_AFTER = 5, 0.2  # a retrying client's attempts after the first; seconds apart
+REFUSED_UNHEARD = (502, 503, 504)  # answers after which a commit may still have gone through
+
+
+class Reachable(Protocol):
+    @property
+    def url(self) -> str: ...
+
+
+class System(Protocol):
+    """What a scenario drives and checks: one machine's processes (tests.e2e.conftest.System)
+    or the multi-host bed's (tests.cluster)."""
+
+    @property
+    def orders(self) -> Reachable: ...
+    @property
+    def orders_db(self) -> PostgresSettings: ...
+    @property
+    def customers_db(self) -> PostgresSettings: ...
+    @property
+    def payments_db(self) -> PostgresSettings: ...
+    def projector_env(self) -> dict[str, str]: ...
 
 
 @dataclass
@@ -39,9 +65,13 @@ class Load:
     refused: dict[int, int] = field(default_factory=dict)  # status -> count (503s, say)
     refused_codes: dict[str, int] = field(default_factory=dict)  # "503 code" -> count
     errors: int = 0  # connection errors, timeouts: a request the system never answered
+    error_kinds: dict[str, int] = field(default_factory=dict)  # exception name -> count
+    retried: int = 0  # requests asked again with their Idempotency-Key (`retry`)
     slowest_refusal: float = 0.0  # seconds: a refusal must be fast, not a hang
     not_problems: int = 0  # refusals whose body is not problem details (RFC 9457)
     created_after_steps: int = 0  # 201s to orders sent once the last step was done
+    created_at: list[float] = field(default_factory=list)  # monotonic time of each 201
+    ended: float = 0.0  # monotonic time of the last answer
 
     def refusal(self, response: httpx.Response, took: float) -> None:
         status = response.status_code
@@ -63,6 +93,7 @@ class Figures:
     refused: dict[int, int]
     refused_codes: dict[str, int]
     unanswered: int
+    retried: int
     slowest_refusal: float
     stored: int
     stored_though_refused: int  # committed, but the connection died before the client heard
@@ -72,6 +103,8 @@ class Figures:
     payment_outcomes: int
     lost: int
     seconds: float
+    outage: float  # seconds: the longest spell without a 201 from the fault on
+    recovery: float  # seconds from the fault until what was stored before it is all applied
 
 
 def body(n: int) -> dict[str, Any]:
@@ -87,7 +120,29 @@ async def perform(step: Step) -> None:
         await result
 
 
-async def drive(system: System, count: int, steps: dict[int, Step]) -> Load:
+async def place(client: httpx.AsyncClient, n: int, load: Load, retry: bool) -> httpx.Response:
+    """Order number `n`. With `retry`, as a careful client across a proxy does: it carries
+    an Idempotency-Key, and an answer that leaves its fate open (no answer, or the proxy's
+    502 or 504) is asked again with that key, which returns the order if it was stored."""
+    if not retry:
+        return await client.post("/api/v1/orders", json=body(n))
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    for attempt in range(RETRIES + 1):
+        last = attempt == RETRIES
+        try:
+            response = await client.post("/api/v1/orders", json=body(n), headers=key)
+        except httpx.HTTPError:
+            if last:
+                raise
+        else:
+            if last or response.status_code not in (502, 504):
+                return response
+        load.retried += 1
+        await asyncio.sleep(RETRY_AFTER)  # a client's backoff: the proxy finds a live host
+    raise AssertionError("unreachable")  # the last attempt returned or raised
+
+
+async def drive(system: System, count: int, steps: dict[int, Step], retry: bool = False) -> Load:
     """`count` orders, 16 at a time; steps[k] runs once k orders have been answered.
 
     No new order is sent while a step runs, so each step is in place for the orders after
@@ -112,14 +167,17 @@ async def drive(system: System, count: int, steps: dict[int, Step]) -> Load:
                 after_steps = steps_done.is_set()
                 try:
                     sent = time.monotonic()
-                    response = await client.post("/api/v1/orders", json=body(n))
-                    if response.status_code == 201:
+                    response = await place(client, n, load, retry)
+                    if response.status_code in (200, 201):  # 200: stored by an earlier try
                         load.created.append(response.json()["id"])
+                        load.created_at.append(time.monotonic())
                         load.created_after_steps += after_steps
                     else:
                         load.refusal(response, time.monotonic() - sent)
-                except httpx.HTTPError:
+                except httpx.HTTPError as error:
                     load.errors += 1
+                    kind = type(error).__name__
+                    load.error_kinds[kind] = load.error_kinds.get(kind, 0) + 1
                 async with lock:
                     answered += 1
                     step = steps.pop(answered, None)
@@ -132,6 +190,7 @@ async def drive(system: System, count: int, steps: dict[int, Step]) -> Load:
                     sending.set()
 
         await asyncio.gather(*(worker() for _ in range(16)))
+    load.ended = time.monotonic()
     return load
 
 
@@ -196,6 +255,75 @@ async def settle(system: System, created: int, within: float = 120) -> dict[str,
         await asyncio.sleep(0.2)  # a whole system settling: there is no single signal
 
 
+def _stored_by_customer(system: System, up_to: int | None) -> tuple[int, dict[int, int]]:
+    """The newest order's sequence number, and the orders per customer up to `up_to` (or
+    up to the newest)."""
+    with psycopg.connect(system.orders_db.conninfo()) as conn:
+        row = conn.execute("SELECT coalesce(max(seq), 0) FROM order_summaries").fetchone()
+        newest = int(row[0]) if row else 0
+        rows = conn.execute(
+            "SELECT customer_id, count(*) FROM order_summaries WHERE seq <= %s"
+            " GROUP BY customer_id",
+            (newest if up_to is None else up_to,),
+        ).fetchall()
+    return newest, {int(c): int(n) for c, n in rows}
+
+
+def _caught_up(system: System, mark: int, stored: dict[int, int]) -> bool:
+    """Whether every order stored up to `mark` is counted (each customer's count has
+    reached what was stored for it by then) and settled by its payment."""
+    with psycopg.connect(system.orders_db.conninfo()) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM order_summaries WHERE seq <= %s AND payment_status = 'pending'",
+            (mark,),
+        ).fetchone()
+        if row is None or row[0]:
+            return False
+    with psycopg.connect(system.customers_db.conninfo()) as conn:
+        rows = conn.execute("SELECT customer_id, orders_count FROM orders_count").fetchall()
+    counted = {int(c): int(n) for c, n in rows}
+    return all(counted.get(customer, 0) >= n for customer, n in stored.items())
+
+
+@dataclass
+class Recovery:
+    """How long after a fault the system has applied everything stored before it: the
+    read model has counted it and every payment has settled (polled in the background,
+    through the fault itself: a store that is away is simply not caught up yet)."""
+
+    system: System
+    faulted: float = 0.0
+    recovered: float | None = None
+    _watch: asyncio.Task[None] | None = None
+
+    async def fault(self, step: Step) -> None:
+        mark, stored = await asyncio.to_thread(_stored_by_customer, self.system, None)
+        self.faulted = time.monotonic()
+        self._watch = asyncio.create_task(self._until_caught_up(mark, stored))
+        await perform(step)
+
+    async def _until_caught_up(self, mark: int, stored: dict[int, int]) -> None:
+        while True:
+            with contextlib.suppress(psycopg.OperationalError):  # a store away: not yet
+                if await asyncio.to_thread(_caught_up, self.system, mark, stored):
+                    self.recovered = time.monotonic()
+                    return
+            await asyncio.sleep(0.2)  # a whole system catching up: there is no single signal
+
+    async def seconds(self) -> float:
+        """Once the system has settled, the watch has seen it catch up (bounded)."""
+        assert self._watch is not None
+        await asyncio.wait_for(self._watch, timeout=60)
+        assert self.recovered is not None
+        return self.recovered - self.faulted
+
+
+def longest_outage(load: Load, since: float) -> float:
+    """The longest spell from `since` to the load's end without a 201."""
+    times = [since, *sorted(t for t in load.created_at if t >= since), load.ended]
+    return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
+
+
 def verify(system: System) -> subprocess.CompletedProcess[str]:
     return ordersystem("verify", "orders-count", env=system.projector_env(), timeout=300)
 
@@ -218,27 +346,40 @@ async def run_scenario(
     orders: int = ORDERS,
     commits_may_go_unheard: bool = False,
     refusals: frozenset[str] = frozenset(),
+    retry: bool = False,
 ) -> Figures:
     """Load, fault at a third, heal at two thirds, settle, check; the figures.
 
     `refusals` names the problems ("503 database_unavailable", say) the fault may cause;
     any other refusal fails the scenario, told apart by its problem code.
 
-    With `commits_may_go_unheard` (the database itself goes away), an order may be stored
-    whose client was answered 503: its COMMIT went through and the connection died before
-    the answer came back, which no client of any database can tell from a failure. Such a
-    client learns the outcome by retrying with the same Idempotency-Key. These orders must
-    still be counted and settled exactly once, like every other stored one.
+    With `commits_may_go_unheard` (the database or the API host itself goes away), an order
+    may be stored whose client was answered 503 (or, through a proxy, 502 or 504): its
+    COMMIT went through and the connection died before the answer came back, which no
+    client of any database can tell from a failure. Such a client learns the outcome by
+    retrying with the same Idempotency-Key. These orders must still be counted and settled
+    exactly once, like every other stored one, and there are at most as many as such
+    answers.
+
+    With `retry`, each order is placed as a client across a proxy places it (`place`):
+    asked again with its Idempotency-Key while its fate is open, and then every order it
+    was told about is acknowledged, whether the first try's answer or a later one said so.
+
+    The figures also say how long the fault cost: `outage`, the longest spell without a
+    201 from the fault on, and `recovery`, from the fault until every order stored before
+    it was counted and settled.
     """
     started = time.monotonic()
     before = await asyncio.to_thread(snapshot, system)
-    steps: dict[int, Step] = {max(1, orders // 3): fault}
+    recovery = Recovery(system)
+    steps: dict[int, Step] = {max(1, orders // 3): lambda: recovery.fault(fault)}
     if heal is not None:
         steps[max(2, 2 * orders // 3)] = heal
-    load = await drive(system, orders, steps)
+    load = await drive(system, orders, steps, retry)
     after = await settle(system, before["stored"] + len(load.created))
     checked = await asyncio.to_thread(verify, system)
     acknowledged = await asyncio.to_thread(acknowledged_and_stored, system, load.created)
+    recovered_in = await recovery.seconds()
     stored = after["stored"] - before["stored"]
     figures = Figures(
         scenario=name,
@@ -247,6 +388,7 @@ async def run_scenario(
         refused=load.refused,
         refused_codes=load.refused_codes,
         unanswered=load.errors,
+        retried=load.retried,
         slowest_refusal=load.slowest_refusal,
         stored=stored,
         stored_though_refused=stored - acknowledged,
@@ -256,15 +398,18 @@ async def run_scenario(
         payment_outcomes=after["payments"] - before["payments"],
         lost=len(load.created) - acknowledged,
         seconds=time.monotonic() - started,
+        outage=longest_outage(load, recovery.faulted),
+        recovery=recovered_in,
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert figures.lost == 0, figures
-    assert figures.unanswered == 0, figures  # every request answered, none hung or dropped
+    assert figures.unanswered == 0, (figures, load.error_kinds)  # none hung or dropped
     assert load.not_problems == 0, load  # every refusal says why, as problem details
     assert set(load.refused_codes) <= refusals, figures  # and for a reason the fault explains
     if heal is not None:
         assert load.created_after_steps > 0, figures  # orders flowed again once healed
-    unheard_limit = load.refused.get(503, 0) if commits_may_go_unheard else 0
+    unheard = sum(load.refused.get(status, 0) for status in REFUSED_UNHEARD)
+    unheard_limit = unheard if commits_may_go_unheard else 0
     assert 0 <= figures.stored_though_refused <= unheard_limit, figures
     assert figures.counted == figures.stored, figures  # each stored order counted exactly once
     assert figures.settled == figures.stored, figures  # each settled by one outcome

@@ -1,4 +1,6 @@
-"""Write docs/reliability.md from the figures the fault suite collected (FAULT_REPORT)."""
+"""Write docs/reliability.md from the figures the fault suite collected (FAULT_REPORT):
+`python -m tests.faults.report SOURCE TARGET` rewrites one machine's figures,
+`... --across-hosts` the multi-host bed's; each keeps the other's and the notes."""
 
 from __future__ import annotations
 
@@ -49,47 +51,86 @@ Reproduce with `make faults` (5,000 orders per scenario, the suite three times i
 """
 
 
+HOSTS_MARKER = "\n## Across hosts\n"
 NOTES_MARKER = "\n## Notes\n"
 
+HOSTS_HEADER = """
+The same checks on the multi-host bed (`tests/bed.py`): each host a network namespace with
+its own address and no route out (`tests/cluster/test_routes.py` reads every routing
+table): two app hosts each running every process (`ordersystem run`, four partitions
+shared by the two hosts' projectors), HAProxy in front of their APIs, a Postgres primary
+and its synchronous standby, and a three-node RabbitMQ cluster. Orders go through HAProxy;
+its own refusals are problem details too (`502 upstream_failed`, `504 upstream_timeout`).
+Every Postgres connection carries TCP keepalives and `tcp_user_timeout` both ways
+(`servicekit/postgres.py`), so a host cut off loses its advisory locks (a relay's
+leadership, a projector's partitions) within about ten seconds, and another host's
+process takes them over. `outage` is the longest spell without a 201 from the fault on;
+`recovery` is the time from the fault until every order stored before it was counted and
+settled. Reproduce with `make cluster` (FAULT_ORDERS orders per scenario, 2,000 by default,
+the suite three times in a row, one bed per run); `make test` runs it with 150.
+"""
 
-def render(rows: list[dict[str, Any]], measured: datetime) -> str:
+
+def table(rows: list[dict[str, Any]]) -> list[str]:
     by_scenario: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         by_scenario[row["scenario"]].append(row)
     lines = [
-        HEADER,
-        f"Figures from {measured:%Y-%m-%d %H:%M} UTC, {len(rows)} scenario runs:",
-        "",
         "| scenario | run | orders sent | created | refused | slowest refusal"
         " | stored though refused | counted | duplicates absorbed | settled by payment"
-        " | unanswered | lost | seconds |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        " | unanswered | lost | outage | recovery | seconds |",
+        "|" + " --- |" * 15,
     ]
     for scenario, runs in by_scenario.items():
         for number, r in enumerate(runs, 1):
             refused = ", ".join(f"{n:,} x {why}" for why, n in r["refused_codes"].items()) or "0"
             slowest = f"{r['slowest_refusal']:.2f} s" if r["refused"] else "-"
+            unanswered = f"{r['unanswered']}" + (
+                f" ({r['retried']:,} asked again)" if r.get("retried") else ""
+            )
+            spells = [f"{r[k]:.1f} s" if k in r else "-" for k in ("outage", "recovery")]
             lines.append(
                 f"| {scenario} | {number} | {r['orders']:,} | {r['created']:,} | {refused} |"
                 f" {slowest} | {r['stored_though_refused']} | {r['counted']:,} |"
                 f" {r['duplicates_absorbed']:,} |"
-                f" {r['settled']:,} | {r['unanswered']} | {r['lost']} | {r['seconds']:.1f} |"
+                f" {r['settled']:,} | {unanswered} | {r['lost']} | {spells[0]} |"
+                f" {spells[1]} | {r['seconds']:.1f} |"
             )
-    lines.append("")
-    return "\n".join(lines)
+    return lines
 
 
-def main(source: str, target: str) -> int:
+def figures(rows: list[dict[str, Any]], measured: datetime) -> str:
+    lines = [f"Figures from {measured:%Y-%m-%d %H:%M} UTC, {len(rows)} scenario runs:", ""]
+    return "\n".join([*lines, *table(rows), ""])
+
+
+def render(rows: list[dict[str, Any]], measured: datetime, existing: str, hosts: bool) -> str:
+    """The page with one part rewritten from `rows`: one machine's figures, or (`hosts`)
+    the multi-host bed's; the other part and the notes below them are kept as they were."""
+    body, notes = existing, ""
+    if NOTES_MARKER in body:
+        body, notes = body.split(NOTES_MARKER, 1)
+        notes = NOTES_MARKER + notes
+    single, across = body, ""
+    if HOSTS_MARKER in body:
+        single, across = body.split(HOSTS_MARKER, 1)
+        across = HOSTS_MARKER + across
+    if hosts:
+        across = HOSTS_MARKER + HOSTS_HEADER + "\n" + figures(rows, measured)
+    else:
+        single = HEADER + "\n" + figures(rows, measured)
+    return single.rstrip("\n") + "\n" + across.rstrip("\n") + "\n" + notes
+
+
+def main(argv: list[str]) -> int:
+    source, target, *flags = argv
     rows = [json.loads(line) for line in Path(source).read_text().splitlines() if line]
     measured = datetime.fromtimestamp(Path(source).stat().st_mtime, UTC)  # the last run's end
-    page = render(rows, measured)
     existing = Path(target).read_text() if Path(target).exists() else ""
-    if NOTES_MARKER in existing:  # the hand-written notes below the figures survive
-        page += NOTES_MARKER + existing.split(NOTES_MARKER, 1)[1]
-    Path(target).write_text(page)
+    Path(target).write_text(render(rows, measured, existing, hosts="--across-hosts" in flags))
     print(f"wrote {target} from {len(rows)} scenario runs")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(*sys.argv[1:3]))
+    raise SystemExit(main(sys.argv[1:]))
