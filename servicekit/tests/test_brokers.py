@@ -41,3 +41,15 @@ def test_the_setting_lists_nodes_and_must_name_one() -> None:
     assert brokers.nodes("amqp://a/, amqp://b/ ,") == ["amqp://a/", "amqp://b/"]
     with pytest.raises(ValueError, match="names no node"):
         brokers.nodes(" , ")
+
+
+async def test_every_connection_agrees_a_short_heartbeat_unless_its_url_names_one() -> None:
+    """A cut-off host's connections are closed by the node within two heartbeats, its
+    queues handed to another consumer: the heartbeat the node agreed to is what counts."""
+    agreed = []
+    for url in (AMQP_URL, f"{AMQP_URL}?heartbeat=30"):
+        connection = await brokers.connect(url, timeout=2)
+        agreed.append(connection.transport.connection.connection_tune.heartbeat)  # type: ignore[union-attr]
+        await connection.close()
+
+    assert agreed == [brokers.HEARTBEAT, 30]

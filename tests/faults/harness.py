@@ -72,6 +72,7 @@ class Load:
     created_after_steps: int = 0  # 201s to orders sent once the last step was done
     created_at: list[float] = field(default_factory=list)  # monotonic time of each 201
     ended: float = 0.0  # monotonic time of the last answer
+    paused: list[tuple[float, float]] = field(default_factory=list)  # no order sent: steps
 
     def refusal(self, response: httpx.Response, took: float) -> None:
         status = response.status_code
@@ -103,7 +104,7 @@ class Figures:
     payment_outcomes: int
     lost: int
     seconds: float
-    outage: float  # seconds: the longest spell without a 201 from the fault on
+    outage: float  # seconds: the longest spell without a 201 from the fault on, while sending
     recovery: float  # seconds from the fault until what was stored before it is all applied
 
 
@@ -184,7 +185,9 @@ async def drive(system: System, count: int, steps: dict[int, Step], retry: bool 
                     if step is not None:
                         sending.clear()
                 if step is not None:
+                    began = time.monotonic()
                     await perform(step)
+                    load.paused.append((began, time.monotonic()))
                     if not steps:
                         steps_done.set()
                     sending.set()
@@ -319,9 +322,15 @@ class Recovery:
 
 
 def longest_outage(load: Load, since: float) -> float:
-    """The longest spell from `since` to the load's end without a 201."""
+    """The longest spell from `since` to the load's end without a 201, while orders were
+    being sent: the time a step held them back (a restart, say) is not the system's."""
+
+    def sending(a: float, b: float) -> float:
+        held = sum(max(0.0, min(b, end) - max(a, start)) for start, end in load.paused)
+        return b - a - held
+
     times = [since, *sorted(t for t in load.created_at if t >= since), load.ended]
-    return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
+    return max((sending(a, b) for a, b in itertools.pairwise(times)), default=0.0)
 
 
 def verify(system: System) -> subprocess.CompletedProcess[str]:

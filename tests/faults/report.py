@@ -55,19 +55,22 @@ HOSTS_MARKER = "\n## Across hosts\n"
 NOTES_MARKER = "\n## Notes\n"
 
 HOSTS_HEADER = """
-The same checks on the multi-host bed (`tests/bed.py`): each host a network namespace with
-its own address and no route out (`tests/cluster/test_routes.py` reads every routing
-table): two app hosts each running every process (`ordersystem run`, four partitions
-shared by the two hosts' projectors), HAProxy in front of their APIs, a Postgres primary
-and its synchronous standby, and a three-node RabbitMQ cluster. Orders go through HAProxy;
-its own refusals are problem details too (`502 upstream_failed`, `504 upstream_timeout`).
+The same checks on the multi-host bed (`tests/bed.py`, README "The multi-host bed"): each
+host a network namespace with its own address and no route out; two app hosts each running
+every process (`ordersystem run`, four partitions shared by the two hosts' projectors),
+HAProxy in front of their APIs, a Postgres primary and its synchronous standby, and a
+three-node RabbitMQ cluster. Orders go through HAProxy, each with an `Idempotency-Key`, and
+an order whose answer leaves its fate open (no answer, or HAProxy's 502 or 504) is asked
+again with its key (`asked again`): a stored one comes back as a 200 and counts as created.
 Every Postgres connection carries TCP keepalives and `tcp_user_timeout` both ways
 (`servicekit/postgres.py`), so a host cut off loses its advisory locks (a relay's
 leadership, a projector's partitions) within about ten seconds, and another host's
-process takes them over. `outage` is the longest spell without a 201 from the fault on;
-`recovery` is the time from the fault until every order stored before it was counted and
-settled. Reproduce with `make cluster` (FAULT_ORDERS orders per scenario, 2,000 by default,
-the suite three times in a row, one bed per run); `make test` runs it with 150.
+process takes them over (`docs/decisions/0016-hosts-that-fail.md`). `outage` is the
+longest spell without a 201 from the fault on, while orders were being sent (the time a
+step such as a restart held them back does not count); `recovery` is the time from the
+fault until every order stored before it was counted and settled. Reproduce with
+`make cluster` (CLUSTER_ORDERS orders per scenario, 2,000 by default, three runs in a row,
+a new bed for each); `make test` runs it with 150.
 """
 
 
