@@ -15,7 +15,7 @@ from projections.orders_by_status import OrdersByStatus
 from projections.orders_count import OrdersCount
 from projections.tracking import TRACKING_TABLE
 from servicekit import schema
-from servicekit.failfast import IDLE_PING, DatabaseGate, GuardedAsyncPool
+from servicekit.failfast import DatabaseGate, GuardedAsyncPool
 from servicekit.postgres import PostgresSettings
 from servicekit.schema import Step
 
@@ -90,8 +90,7 @@ async def _position(conn: AsyncConnection[Any], tracking: str) -> int:
 class CustomerStore:
     def __init__(self, pool: AsyncConnectionPool[AsyncConnection[Any]], database: str = "") -> None:
         # Fails fast while the database is unreachable; `database` names the gate's metrics.
-        gate = DatabaseGate(name=(database, "store"))
-        self.pool = GuardedAsyncPool(pool, gate, ping_idle_after=IDLE_PING)
+        self.pool = GuardedAsyncPool(pool, DatabaseGate(name=(database, "store")))
 
     async def get(
         self, customer_id: int, tracking: str = OrdersCount.name

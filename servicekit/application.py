@@ -24,7 +24,7 @@ from psycopg import AsyncConnection
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool
 
-from servicekit.failfast import IDLE_PING, DatabaseGate, GuardedAsyncPool
+from servicekit.failfast import DatabaseGate, GuardedAsyncPool
 from servicekit.groupcommit import AsyncGroupCommitter, GroupCommitter
 from servicekit.metrics import EVENTS_APPENDED, GROUP_COMMIT_BATCH
 from servicekit.recorder import OneTripRecorder
@@ -115,6 +115,9 @@ class LoopApplication(Application[UUID]):
 
     def saves_from(self, pool: GuardedAsyncPool) -> None:
         self.on_loop = LoopSaves(self, pool)
+
+
+IDLE_PING = 1.0  # seconds: a connection idle this long is checked before it is used
 
 
 async def open_loop_pool(conninfo: str, size: int = 2) -> GuardedAsyncPool:

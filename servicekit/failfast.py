@@ -34,12 +34,6 @@ from servicekit import metrics
 from servicekit.postgres import KEEPALIVES, READ_WRITE
 
 SHORT_WAIT = 0.25  # seconds between looks at the pool's count of failed connection attempts
-# Seconds a connection of an async pool may sit idle before it is checked on its way out
-# (the library's pool checks every one: POSTGRES_PRE_PING). A busy pool never pays for it;
-# one whose connections died while it was idle (the database restarted, or this host was
-# cut off and keepalives ended its sessions) replaces them, instead of failing a call on
-# each and closing its gate on every one.
-IDLE_PING = 1.0
 
 
 class DatabaseUnavailableError(Exception):

@@ -11,7 +11,6 @@ Postgres and RabbitMQ. `python -m tests.bed` starts one and keeps it until Ctrl-
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -270,10 +269,7 @@ def running_bed() -> Iterator[Bed]:
         bed.stop()
 
 
-def main(argv: list[str] | None = None) -> int:
-    argparse.ArgumentParser(
-        prog="make bed", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    ).parse_args(argv)
+def main() -> int:
     started = time.monotonic()
     with running_bed() as bed:
         print(f"bed up in {time.monotonic() - started:.0f} s; logs in {bed.root}")

@@ -122,9 +122,6 @@ async def test_an_app_host_cut_off_for_20_s_then_restored(bed: Bed, system: BedS
     finally:
         host.restore()
     assert figures.created >= ORDERS * 9 // 10  # the other host took the load meanwhile
-    # And the work the cut host held: its sessions ended by keepalives, its queues handed
-    # on by the heartbeat, the others caught up with everything before the host came back.
-    assert figures.recovery < CUT_FOR, figures
 
 
 async def test_the_postgres_primary_killed_and_the_standby_promoted(
