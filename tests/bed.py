@@ -11,6 +11,7 @@ Postgres and RabbitMQ. `python -m tests.bed` starts one and keeps it until Ctrl-
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -269,7 +270,10 @@ def running_bed() -> Iterator[Bed]:
         bed.stop()
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(
+        prog="make bed", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    ).parse_args(argv)
     started = time.monotonic()
     with running_bed() as bed:
         print(f"bed up in {time.monotonic() - started:.0f} s; logs in {bed.root}")
