@@ -45,10 +45,11 @@ faults: $(STAMP) ## the fault suite at full size, three times in a row (FAULT_PA
 	$(BIN)/python -m tests.faults.report .faults.jsonl docs/reliability.md
 
 CLUSTER_ORDERS ?= 2000
-cluster: $(STAMP) test-tools ## the multi-host bed's faults at full size (CLUSTER_ORDERS each), three runs in a row, one bed each: writes docs/reliability.md's "Across hosts"
-	rm -f .cluster.jsonl
+cluster: $(STAMP) test-tools ## the multi-host bed's faults at full size (CLUSTER_ORDERS each), three runs in a row, one bed each: writes docs/reliability.md's "Across hosts" (every server's log in .cluster-logs/<run>)
+	rm -rf .cluster.jsonl .cluster-logs
 	for run in 1 2 3; do \
-		FAULT_ORDERS=$(CLUSTER_ORDERS) FAULT_REPORT=.cluster.jsonl \
+		mkdir -p .cluster-logs/$$run; \
+		FAULT_ORDERS=$(CLUSTER_ORDERS) FAULT_REPORT=.cluster.jsonl BED_LOGS=.cluster-logs/$$run \
 		$(BIN)/pytest -q -p no:cacheprovider tests/cluster || exit 1; \
 	done
 	$(BIN)/python -m tests.faults.report .cluster.jsonl docs/reliability.md --across-hosts

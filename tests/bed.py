@@ -248,6 +248,9 @@ class Bed:
             wait_ready(f"{self.url(api)}/health/ready", self.haproxy, 30, log)
 
     def stop(self) -> None:
+        if keep := os.environ.get("BED_LOGS"):  # every server's log, kept for a post-mortem
+            for log in self.root.glob("**/*.log"):
+                shutil.copy(log, Path(keep) / log.name)
         for app in self.apps:
             app.stop()
         if self.rabbitmq is not None:
@@ -255,9 +258,6 @@ class Bed:
         if self.postgres is not None:
             self.postgres.stop()
         self.network.remove()  # HAProxy, and whatever else was left on a host
-        if keep := os.environ.get("BED_LOGS"):  # every process's log, kept for a post-mortem
-            for log in self.root.glob("**/*.log"):
-                shutil.copy(log, Path(keep) / log.name)
         shutil.rmtree(self.root, ignore_errors=True)
 
 
