@@ -84,10 +84,11 @@ def main() -> int:
     network = Network(["db1", "db2", "client"])
     root = Path(tempfile.mkdtemp(prefix="bench-replication-"))
     root.chmod(0o755)
-    pair = PostgresPair(root=root / "postgres", on=(network["db1"], network["db2"]), fsync=True)
     results: list[Round] = []
+    pair: PostgresPair | None = None
     try:
         network.make()
+        pair = PostgresPair(root=root / "postgres", on=(network["db1"], network["db2"]), fsync=True)
         pair.root.mkdir()
         pair.start()
         psql: list[str | Path] = [BIN / "psql", "-h", pair.primary_address, "-U", "postgres"]
@@ -107,7 +108,8 @@ def main() -> int:
                         flush=True,
                     )
     finally:
-        pair.stop()
+        if pair is not None:
+            pair.stop()
         network.remove()
     print(summary(results, clients))
     return 0

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -156,10 +157,11 @@ class RabbitCluster:
         (self.root / "rabbitmq-env.conf").write_text("# the settings are each node's own\n")
         for path in (self.root, *self.root.iterdir()):
             shutil.chown(path, "rabbitmq", "rabbitmq")
+        with ThreadPoolExecutor(len(self.nodes)) as starting:  # each boots its own VM
+            for started in [starting.submit(node.start) for node in self.nodes]:
+                started.result()
         first, *others = self.nodes
-        first.start()
-        for node in others:
-            node.start()
+        for node in others:  # one at a time: a join changes the cluster's membership
             node.ctl("stop_app")
             node.ctl("join_cluster", first.node)
             node.ctl("start_app")

@@ -25,8 +25,8 @@ answered, and every refusal as problem details. `lost` is acknowledged orders no
 (each scenario names the refusals its fault may cause; any other fails it); `slowest
 refusal` is the longest a refused request waited for its answer. No new order is sent
 while a fault or its healing is being put in place (both run off the test's event loop,
-so requests in flight are answered meanwhile), and each scenario with a healing step
-checks that orders were created again after it.
+so requests in flight are answered meanwhile), and each scenario checks that orders
+were created again once its fault (and healing) were in place.
 `stored though refused` is orders whose COMMIT went through while Postgres was shutting
 down, after which the connection died before the answer reached the order service, so the
 client got a 503: no client of any database can tell that from a failure. Such an order is
