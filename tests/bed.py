@@ -263,11 +263,19 @@ class Bed:
 
 @contextlib.contextmanager
 def running_bed() -> Iterator[Bed]:
+    """A bed for the block, stopped after it however it ends: a SIGTERM (a CI runner that
+    gives up, `timeout`) ends it as Ctrl-C does, so the hosts and servers go too."""
+    previous = signal.signal(signal.SIGTERM, interrupt)
     bed = Bed()
     try:
         yield bed.start()
     finally:
         bed.stop()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main(argv: list[str] | None = None) -> int:
