@@ -56,6 +56,12 @@ class UnroutableError(RuntimeError):
     """The broker had no queue for a message: nothing is consuming that stream yet."""
 
 
+class ConfirmTimeoutError(RuntimeError):
+    """The broker did not confirm a page in time: the lead starts again from the last
+    confirmed position (what was published meanwhile goes out twice, absorbed downstream
+    by position)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class RelaySettings:
     name: str  # the relay's state row, and the key of its advisory lock
@@ -70,6 +76,10 @@ class RelaySettings:
     standby_interval: float = 1.0  # how often a standby tries to take the lead
     max_backoff: float = 5.0
     partitions: int = 1  # the layout it publishes in (contracts.partitions); 1: none
+    # A page the broker has not confirmed this long after it went out fails the lead, which
+    # starts again from the confirmed position on a new connection: a confirm can be lost
+    # when a queue's leader node dies, and waiting for it would stall the log for good.
+    confirm_timeout: float = 10.0
 
 
 def properties(item: Envelope[IntegrationEvent]) -> aiormq.spec.Basic.Properties:
@@ -289,12 +299,23 @@ class Relay:
             full = len(page) == self.settings.page_size
             try:
                 following = await self._read(session, page[-1].position) if full else []
-                await confirming
+                await self._confirm(confirming, len(page), started)
             finally:
                 confirming.cancel()  # a no-op once confirmed; else the lead failed mid-page
             self._confirm_metric.observe(time.monotonic() - started)
             await self._confirmed(session, page, full)
             page = following
+
+    async def _confirm(self, confirming: asyncio.Future[None], count: int, sent: float) -> None:
+        """Until the broker confirms the page; ConfirmTimeoutError after `confirm_timeout`."""
+        left = self.settings.confirm_timeout - (time.monotonic() - sent)
+        try:
+            await asyncio.wait_for(confirming, max(0.0, left))
+        except TimeoutError:
+            raise ConfirmTimeoutError(
+                f"the broker confirmed none or part of a page of {count} within"
+                f" {self.settings.confirm_timeout:g} s; publishing it again"
+            ) from None
 
     async def _chain_from(self, session: psycopg.AsyncConnection[object], stored: Stored) -> None:
         """Each partition's last published position: as stored with the position, or, when

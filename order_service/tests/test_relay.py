@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from functools import partial
@@ -16,7 +17,7 @@ from order_service.application import MIGRATIONS, Orders
 from order_service.relay import event_log, relay_settings
 from order_service.settings import Settings
 from order_service.usecases import PlaceOrder
-from servicekit.relay import Publisher, Relay, publish_confirmed, relay_lag
+from servicekit.relay import ConfirmTimeoutError, Publisher, Relay, publish_confirmed, relay_lag
 from tests.broker import AMQP_URL, Topology, positions
 from tests.support import Databases, eventually
 
@@ -210,3 +211,20 @@ async def queued(topology: Topology) -> int:
         channel = await connection.channel()
         queue = await channel.declare_queue(topology.queue, passive=True)
         return queue.declaration_result.message_count or 0
+
+
+async def test_a_page_the_broker_never_confirms_fails_the_lead_in_time(
+    settings: Settings, orders: Orders, topology: Topology
+) -> None:
+    """A confirm lost with a queue's leader node must not stall the log for good: the lead
+    fails, and starts again from the confirmed position (keep_running)."""
+    relay = relay_for(settings, orders, topology)
+    relay.settings = dataclasses.replace(relay.settings, confirm_timeout=0.2)
+    never_confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    sent = time.monotonic()
+
+    with pytest.raises(ConfirmTimeoutError, match=r"within 0\.2 s"):
+        await relay._confirm(never_confirmed, 20, sent)
+
+    assert time.monotonic() - sent < 5  # bounded by the timeout, not by the broker
+    assert never_confirmed.cancelled()  # and nothing is left waiting on it
