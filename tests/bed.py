@@ -263,19 +263,21 @@ class Bed:
 
 @contextlib.contextmanager
 def running_bed() -> Iterator[Bed]:
-    """A bed for the block, stopped after it however it ends: a SIGTERM (a CI runner that
-    gives up, `timeout`) ends it as Ctrl-C does, so the hosts and servers go too."""
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    """A bed for the block, stopped after it however it ends. A SIGTERM (a CI runner that
+    gives up, `timeout`) stops it at once, then interrupts as Ctrl-C does: a test runner
+    interrupted may not get to its fixtures' teardown, and the hosts and servers must go."""
     bed = Bed()
+
+    def stop_then_interrupt(signum: int, frame: object) -> None:
+        bed.stop()
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, stop_then_interrupt)
     try:
         yield bed.start()
     finally:
-        bed.stop()
+        bed.stop()  # again after a SIGTERM: stopping what is stopped does nothing
         signal.signal(signal.SIGTERM, previous)
-
-
-def interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,7 @@
-"""The multi-host bed (tests.bed) for the tests of this folder: one for the whole session,
-since it takes half a minute to start. Needs root (namespaces), iproute2 and HAProxy: a
-developer's machine without them skips, CI fails (`make test-tools` installs them)."""
+"""The multi-host bed (tests.bed) for the tests of this folder: one for all of them, since
+it takes half a minute to start, stopped as soon as they are done (it keeps two cores
+busy). Needs root (namespaces), iproute2 and HAProxy: a developer's machine without them
+skips, CI fails (`make test-tools` installs them)."""
 
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ class BedSystem:
         return {**self.bed.env(), "ORDER_SERVICE_URL": self.bed.url("orders")}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # stopped once this folder's tests are done, not at the end
 def bed() -> Iterator[Bed]:
     require(bed_tools())
     with running_bed() as started:
