@@ -25,12 +25,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
 from servicekit.postgres import PostgresSettings
 from tests.hosts import Host, Network
 from tests.pgpair import PostgresPair
 from tests.rabbitcluster import RabbitCluster
+from tests.support import wait_until_ready
 
 HOSTS = ("lb", "app1", "app2", "db1", "db2", "rabbit1", "rabbit2", "rabbit3")
 APIS = {"orders": 3001, "customers": 3002, "payments": 3003}  # the services' own ports
@@ -103,16 +102,11 @@ def write_errorfiles(folder: Path) -> None:
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], within: float, log: Path) -> None:
-    """Until `url` answers 200 (bounded); fail, with the log's end, if the process dies."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url}: exited with {process.returncode}: {tail(log)}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        time.sleep(0.1)  # a starting server: nothing to wait on but its answer
-    raise TimeoutError(f"{url} was not ready within {within}s: {tail(log)}")
+    """tests.support.wait_until_ready, with the end of the process's log when it fails."""
+    try:
+        wait_until_ready(url, process, within)
+    except (RuntimeError, TimeoutError) as failed:
+        raise type(failed)(f"{failed}: {tail(log)}") from failed
 
 
 def tail(log: Path, lines: int = 20) -> str:

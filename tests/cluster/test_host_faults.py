@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 
-import httpx
 import psycopg
 import pytest
 
@@ -138,23 +137,10 @@ async def test_the_postgres_primary_killed_and_the_standby_promoted(
         pair.kill_primary()
         pair.promote()  # as failover tooling does, once it sees the primary gone
 
-    async def serving_again() -> None:
-        """Healed once both services read from the new primary through HAProxy (their
-        gates probe it once a second; the load's last third then finds them open)."""
-
-        async def both_read() -> bool:
-            async with httpx.AsyncClient(timeout=5) as client:
-                orders = await client.get(f"{bed.url('orders')}/api/v1/orders?limit=1")
-                customer = await client.get(f"{bed.url('customers')}/api/v1/customers/1")
-            return (orders.status_code, customer.status_code) == (200, 200)
-
-        await eventually(both_read, within=60, what="both services on the new primary")
-
     await run_scenario(
         system,
         "the Postgres primary killed -9, the standby promoted",
-        fail_over,
-        serving_again,
+        fail_over,  # no healing step: the system must find the new primary by itself
         commits_may_go_unheard=True,
         # Refused by the APIs while no database takes writes, or by HAProxy itself once
         # their readiness (which asks the database) has taken them all out of its pool.

@@ -26,7 +26,7 @@ answered, and every refusal as problem details. `lost` is acknowledged orders no
 refusal` is the longest a refused request waited for its answer. No new order is sent
 while a fault or its healing is being put in place (both run off the test's event loop,
 so requests in flight are answered meanwhile), and each scenario checks that orders
-were created again once its fault (and healing) were in place.
+were created again after a fault that is healed.
 `stored though refused` is orders whose COMMIT went through while Postgres was shutting
 down, after which the connection died before the answer reached the order service, so the
 client got a 503: no client of any database can tell that from a failure. Such an order is
